@@ -1,0 +1,62 @@
+"""nbauth: log in to Auth0 or any OpenID Connect provider from a Jupyter notebook.
+
+Authorization Code + PKCE (RFC 7636) through a loopback listener (RFC 8252), with the ID token
+validated before anything is stored. In a notebook: ``%load_ext nbauth`` then ``%auth0_login``;
+in a script: ``nbauth.login(domain=..., client_id=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .credentials import BearerAuth, BearerSession, Credentials, Identity
+from .errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    IdTokenError,
+    LoginCancelledError,
+    LoginRequiredError,
+    LoginTimeoutError,
+    LoopbackBindError,
+    NbauthError,
+    OAuthError,
+    ProviderError,
+)
+from .flow import PendingLogin, login, start_login
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDeniedError",
+    "BearerAuth",
+    "BearerSession",
+    "ConfigurationError",
+    "Credentials",
+    "IdTokenError",
+    "Identity",
+    "LoginCancelledError",
+    "LoginRequiredError",
+    "LoginTimeoutError",
+    "LoopbackBindError",
+    "NbauthError",
+    "OAuthError",
+    "PendingLogin",
+    "ProviderError",
+    "__version__",
+    "load_ipython_extension",
+    "login",
+    "start_login",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register %auth0_login and %auth0_logout (run by ``%load_ext nbauth``)."""
+    from .magics import AuthMagics, nbauth_exception_handler
+
+    ipython.register_magics(AuthMagics)
+    ipython.set_custom_exc((NbauthError,), nbauth_exception_handler)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Drop nbauth's short error display (the magics stay, as IPython cannot unregister them)."""
+    ipython.set_custom_exc((), None)

@@ -1,0 +1,138 @@
+"""Settings for notebook logins, the Jupyter way.
+
+Precedence (later wins): traitlets config (``c.NbauthConfig.domain = …`` in
+ipython_config.py), then environment variables (AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_AUDIENCE,
+NBAUTH_PORTS, NBAUTH_SCOPE), then the magic's own options.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Bool, Float, List, Int, Unicode
+from traitlets.config import Configurable
+
+from .authorize import DEFAULT_SCOPE
+from .errors import ConfigurationError
+from .flow import DEFAULT_TIMEOUT
+from .loopback import DEFAULT_PORTS
+
+__all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]
+
+#: Environment variable → setting name.
+ENVIRONMENT: dict[str, str] = {
+    "AUTH0_DOMAIN": "domain",
+    "AUTH0_CLIENT_ID": "client_id",
+    "AUTH0_AUDIENCE": "audience",
+    "NBAUTH_SCOPE": "scope",
+    "NBAUTH_PORTS": "ports",
+}
+
+_HOW_TO_SET = {
+    "domain": "pass --domain example.eu.auth0.com, set AUTH0_DOMAIN, or set "
+              "c.NbauthConfig.domain in ipython_config.py",
+    "client_id": "pass --client-id YOUR_CLIENT_ID, set AUTH0_CLIENT_ID, or set "
+                 "c.NbauthConfig.client_id in ipython_config.py",
+}
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """'8765' or '8765,8766, 8767' → (8765, 8766, 8767)."""
+    ports: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            port = int(item)
+        except ValueError:
+            raise ConfigurationError(
+                f"The port {item!r} is not a number. Use --port 8765 or --port 8765,8766."
+            ) from None
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"The port {port} is out of range (0–65535).")
+        ports.append(port)
+    if not ports:
+        raise ConfigurationError("No port given. Use --port 8765 or --port 8765,8766.")
+    return tuple(ports)
+
+
+class NbauthConfig(Configurable):
+    """Defaults for %auth0_login; every option of the magic can be set here."""
+
+    domain = Unicode("", help="Auth0 tenant domain (example.eu.auth0.com) or an OIDC issuer URL."
+                     ).tag(config=True)
+    client_id = Unicode("", help="Client id of a Native (public) application.").tag(config=True)
+    audience = Unicode("", help="API identifier to request an access token for (Auth0 "
+                       "'audience'); empty for none.").tag(config=True)
+    scope = Unicode(DEFAULT_SCOPE, help="Space-separated scopes to request.").tag(config=True)
+    ports = List(Int(), default_value=list(DEFAULT_PORTS), help="Loopback callback ports to "
+                 "try in order; register http://127.0.0.1:PORT/callback for each at the "
+                 "provider.").tag(config=True)
+    timeout = Float(DEFAULT_TIMEOUT, help="Seconds to wait for the browser login.").tag(config=True)
+    var = Unicode("access_token", help="Name of the namespace variable that receives the "
+                  "access token.").tag(config=True)
+    session_var = Unicode("auth0_session", help="Name of the namespace variable that receives "
+                          "a requests.Session sending the token.").tag(config=True)
+    open_browser = Bool(True, help="Open the login page with Python's webbrowser module in "
+                        "local sessions.").tag(config=True)
+    wait = Bool(True, help="Make the login cell wait until the login ends (so Run All "
+                "works).").tag(config=True)
+
+
+@dataclass
+class LoginSettings:
+    """Resolved settings for one login."""
+
+    domain: str
+    client_id: str
+    audience: str | None = None
+    scope: str = DEFAULT_SCOPE
+    ports: tuple[int, ...] = DEFAULT_PORTS
+    timeout: float = DEFAULT_TIMEOUT
+    var: str = "access_token"
+    session_var: str = "auth0_session"
+    open_browser: bool = True
+    wait: bool = True
+    extra_params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls,
+        config: NbauthConfig,
+        overrides: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+    ) -> LoginSettings:
+        """Merge config, then environment, then `overrides` (None values are ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            name: getattr(config, name)
+            for name in ("domain", "client_id", "audience", "scope", "ports", "timeout", "var",
+                         "session_var", "open_browser", "wait")
+        }
+        values["ports"] = tuple(values["ports"])
+        for env_name, name in ENVIRONMENT.items():
+            raw = environ.get(env_name, "").strip()
+            if raw:
+                values[name] = parse_ports(raw) if name == "ports" else raw
+        extra = dict(overrides.get("extra_params") or {})
+        for name, value in overrides.items():
+            if name != "extra_params" and value is not None:
+                values[name] = value
+        for name in ("domain", "client_id"):
+            if not values[name]:
+                raise ConfigurationError(
+                    f"No {name.replace('_', ' ')} is set: {_HOW_TO_SET[name]}."
+                )
+        for name in ("var", "session_var"):
+            if not str(values[name]).isidentifier():
+                raise ConfigurationError(
+                    f"--{name.replace('_', '-')} {values[name]!r} is not a valid Python name."
+                )
+        if values["timeout"] <= 0:
+            raise ConfigurationError(f"The timeout must be positive, not {values['timeout']}.")
+        values["audience"] = values["audience"] or None
+        return cls(extra_params=extra, **values)

@@ -1,0 +1,280 @@
+"""The object users hold after a login: the current access token, refresh, and request adapters.
+
+`Credentials.token()` always returns a usable access token: when the token is STALE (within a
+minute of expiry) and a refresh token exists, it refreshes first — once, however many threads
+ask at the same time (Auth0 revokes the whole token family when a rotated-out refresh token is
+used again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .errors import InvalidGrantError, LoginRequiredError
+from .http import ProviderClient
+from .idtoken import JwksCache, validate_id_token
+from .tokens import (
+    REFRESH_THRESHOLD,
+    AccessToken,
+    Clock,
+    TokenResponse,
+    TokenState,
+    describe_remaining,
+    parse_token_response,
+    token_state,
+)
+
+__all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who logged in, from the validated ID token (no token values)."""
+
+    subject: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Identity:
+        def text(key: str) -> str | None:
+            value = claims.get(key)
+            return value if isinstance(value, str) and value else None
+
+        return cls(subject=text("sub"), name=text("name"), email=text("email"))
+
+    @property
+    def label(self) -> str:
+        """What to call the user: name, else email, else subject."""
+        if self.name and self.email and self.name != self.email:
+            return f"{self.name} <{self.email}>"
+        return self.name or self.email or self.subject or "unknown user"
+
+
+class Credentials:
+    """Tokens from one login, renewing themselves with the refresh token when one was granted."""
+
+    def __init__(
+        self,
+        response: TokenResponse,
+        *,
+        identity: Identity,
+        issuer: str,
+        client_id: str,
+        token_endpoint: str,
+        audience: str | None = None,
+        requested_scope: str | None = None,
+        client: ProviderClient | None = None,
+        jwks: JwksCache | None = None,
+        clock: Clock = time.time,
+        refresh_threshold: float = REFRESH_THRESHOLD,
+    ) -> None:
+        self.identity = identity
+        self.issuer = issuer
+        self.client_id = client_id
+        self.audience = audience
+        self._token_endpoint = token_endpoint
+        self._client = client or ProviderClient()
+        self._jwks = jwks
+        self._clock = clock
+        self._threshold = refresh_threshold
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Credentials], None]] = []
+        self._scope = response.scope or requested_scope
+        self._refresh_token = response.refresh_token
+        self._access = AccessToken(response.access_token, response.expires_at, clock)
+        self._valid = True
+        self.refresh_count = 0
+
+    # -- what users read -------------------------------------------------------------------
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple((self._scope or "").split())
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._access.expires_at
+
+    @property
+    def state(self) -> TokenState:
+        """FRESH, STALE or EXPIRED, by the injected clock."""
+        if not self._valid:
+            return TokenState.EXPIRED
+        return token_state(self.expires_at, self._clock(), self._threshold)
+
+    @property
+    def can_refresh(self) -> bool:
+        return self._valid and self._refresh_token is not None
+
+    @property
+    def valid(self) -> bool:
+        """False once cleared (logout, or a refresh the provider refused)."""
+        return self._valid
+
+    @property
+    def current_token(self) -> AccessToken:
+        """The access token held now, without refreshing (see `token()`)."""
+        return self._access
+
+    @property
+    def access_token(self) -> AccessToken:
+        """The current access token, refreshed first if it is about to expire."""
+        return self.token()
+
+    def token(self) -> AccessToken:
+        """Return a usable access token, refreshing it (once, for all threads) when stale."""
+        if not self._valid:
+            raise LoginRequiredError("These credentials were cleared. Log in again "
+                                     "(re-run %auth0_login).")
+        if self.state is TokenState.FRESH or self._refresh_token is None:
+            return self._access
+        seen = self._access
+        with self._lock:
+            # Another thread may have refreshed while we waited for the lock.
+            if self._access is seen and self.state is not TokenState.FRESH:
+                self._refresh_locked()
+            return self._access
+
+    def refresh(self) -> None:
+        """Refresh now, whatever the expiry (raises LoginRequiredError without a refresh token)."""
+        with self._lock:
+            self._refresh_locked()
+
+    def on_change(self, callback: Callable[[Credentials], None]) -> None:
+        """Call `callback(credentials)` after every refresh and when the credentials are cleared."""
+        self._listeners.append(callback)
+
+    # -- refresh (RFC 6749 §6) --------------------------------------------------------------
+    def _refresh_locked(self) -> None:
+        if not self._valid or self._refresh_token is None:
+            raise LoginRequiredError(
+                "The access token has expired and no refresh token was granted. Log in again "
+                "(re-run %auth0_login; include the offline_access scope to stay logged in)."
+            )
+        data = {
+            "grant_type": "refresh_token",
+            "client_id": self.client_id,
+            "refresh_token": self._refresh_token,
+        }
+        try:
+            body = self._client.post_form(self._token_endpoint, data, what="token refresh")
+        except InvalidGrantError:
+            self.clear()
+            raise LoginRequiredError(
+                "The provider no longer accepts the refresh token (it expired, was revoked, or "
+                "was used twice). Log in again: re-run %auth0_login."
+            ) from None
+        response = parse_token_response(body, now=self._clock())
+        if response.id_token is not None and self._jwks is not None:
+            validate_id_token(
+                response.id_token, issuer=self.issuer, client_id=self.client_id, nonce=None,
+                jwks=self._jwks, clock=self._clock,
+            )
+        # Rotation: a new refresh token replaces the old one before the new access token is used.
+        if response.refresh_token is not None:
+            self._refresh_token = response.refresh_token
+        if response.scope:
+            self._scope = response.scope
+        self._access = AccessToken(response.access_token, response.expires_at, self._clock)
+        self.refresh_count += 1
+        self._notify()
+
+    def clear(self) -> None:
+        """Forget every token held here (local only; the provider is not contacted)."""
+        self._valid = False
+        self._refresh_token = None
+        self._access = AccessToken("", 0.0, self._clock)
+        self._notify()
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(self)
+            except Exception:  # a display hook must never break token renewal
+                pass
+
+    # -- adapters ---------------------------------------------------------------------------
+    @property
+    def auth(self) -> BearerAuth:
+        """A requests auth object that sends the current token (for your own session)."""
+        return BearerAuth(self)
+
+    def session(self) -> BearerSession:
+        """A requests.Session that sends `Authorization: Bearer <current token>`."""
+        return BearerSession(self)
+
+    # -- display and pickling ---------------------------------------------------------------
+    def summary(self) -> str:
+        """One line: who, for which API, which scopes, when it expires — never a token."""
+        if not self._valid:
+            return "logged out"
+        remaining = None if self.expires_at is None else self.expires_at - self._clock()
+        parts = [f"logged in as {self.identity.label}"]
+        if self.audience:
+            parts.append(f"audience {self.audience}")
+        if self.scopes:
+            parts.append(f"scopes {' '.join(self.scopes)}")
+        parts.append(describe_remaining(remaining))
+        parts.append("auto-refresh on" if self._refresh_token else "no refresh token")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<nbauth.Credentials: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<code>{escape(repr(self))}</code>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("nbauth credentials are not picklable: tokens must not be written to disk")
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """requests auth: sets `Authorization: Bearer …` from the credentials on every request."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._credentials.token()}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<nbauth.BearerAuth>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("nbauth auth objects are not picklable")
+
+
+class BearerSession(requests.Session):
+    """A requests.Session that sends the current bearer token, refreshing it when needed.
+
+    The token is added per request (never stored in `session.headers`), so printing the session
+    or its headers shows no token; requests drops the header on a redirect to another host.
+    """
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self.credentials = credentials
+        self.auth = BearerAuth(credentials)
+
+    def __repr__(self) -> str:
+        return f"<nbauth.BearerSession: {self.credentials.summary()}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<code>{escape(repr(self))}</code>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("nbauth sessions are not picklable: tokens must not be written to disk")
+
+    def __getstate__(self) -> Any:
+        raise TypeError("nbauth sessions are not picklable: tokens must not be written to disk")

@@ -1,0 +1,180 @@
+"""Provider metadata from OpenID Connect Discovery, and Auth0 domain → issuer.
+
+https://openid.net/specs/openid-connect-discovery-1_0.html — the issuer in the document must be
+the one discovery was asked for (§4.3), and is then compared exactly, never normalised (Auth0's
+issuer ends in "/", and its ID tokens' iss does too).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
+from .http import ProviderClient
+
+__all__ = [
+    "ProviderMetadata",
+    "clear_metadata_cache",
+    "discover",
+    "is_loopback_host",
+    "issuer_from_domain",
+    "require_secure_url",
+]
+
+WELL_KNOWN = "/.well-known/openid-configuration"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and for IP literals in 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure_url(url: str, *, what: str) -> str:
+    """Return `url` if it is https, or http on a loopback host; raise otherwise (RFC 9700 §2.6)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
+        return url
+    if parts.scheme == "http":
+        raise InsecureTransportError(
+            f"The {what} {url!r} uses plain http. Use https (plain http is allowed only for "
+            "127.0.0.1, ::1 and localhost)."
+        )
+    raise ConfigurationError(f"The {what} {url!r} is not an http(s) URL.")
+
+
+def issuer_from_domain(domain: str) -> str:
+    """Turn what a user typed as the domain into the issuer URL to discover.
+
+    ``example.eu.auth0.com`` → ``https://example.eu.auth0.com/`` (Auth0's issuer form);
+    a full URL is kept as written (its trailing slash is settled by discovery).
+    """
+    text = domain.strip()
+    if not text:
+        raise ConfigurationError(
+            "The domain is empty. Pass --domain (e.g. example.eu.auth0.com) or set AUTH0_DOMAIN."
+        )
+    if "://" not in text:
+        if "/" in text or "?" in text or "#" in text or " " in text:
+            raise ConfigurationError(
+                f"The domain {domain!r} is not a host name. Pass the tenant domain "
+                "(example.eu.auth0.com) or the full issuer URL (https://…)."
+            )
+        text = f"https://{text}/"
+    parts = urlsplit(text)
+    if parts.query or parts.fragment or not parts.hostname:
+        raise ConfigurationError(
+            f"The issuer URL {domain!r} must have a host and no query or fragment."
+        )
+    return require_secure_url(text, what="provider URL")
+
+
+def _optional_str(doc: dict[str, Any], key: str) -> str | None:
+    if doc.get(key) is None:
+        return None
+    return _str(doc, key)
+
+
+def _str(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value:
+        raise DiscoveryError(
+            f"The provider's discovery document has no usable {key!r}. Check the domain: "
+            "it must be an OpenID Connect provider."
+        )
+    return value
+
+
+def _str_list(doc: dict[str, Any], key: str, default: list[str]) -> tuple[str, ...]:
+    value = doc.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DiscoveryError(f"The provider's discovery document has a malformed {key!r}.")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """The endpoints and capabilities nbauth uses, from the discovery document."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None
+    end_session_endpoint: str | None = None
+    code_challenge_methods_supported: tuple[str, ...] = ()
+    id_token_signing_alg_values_supported: tuple[str, ...] = ("RS256",)
+    authorization_response_iss_parameter_supported: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any], *, expected_issuer: str) -> ProviderMetadata:
+        """Validate a discovery document fetched for `expected_issuer`."""
+        issuer = require_secure_url(_str(doc, "issuer"), what="provider's issuer")
+        # §4.3: issuer MUST be identical to the URL used for discovery. Only the trailing slash
+        # of what the *user typed* is forgiven; the document's issuer is then used exactly.
+        if issuer not in (expected_issuer, expected_issuer.rstrip("/") + "/",
+                          expected_issuer.rstrip("/")):
+            raise DiscoveryError(
+                f"The discovery document at {expected_issuer.rstrip('/')}{WELL_KNOWN} names "
+                f"another issuer ({issuer!r}). Use that issuer as the domain if you trust it."
+            )
+        endpoints = {}
+        for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+            endpoints[key] = require_secure_url(_str(doc, key), what=f"provider's {key}")
+        optional = {}
+        for key in ("userinfo_endpoint", "revocation_endpoint",
+                    "device_authorization_endpoint", "end_session_endpoint"):
+            url = _optional_str(doc, key)
+            optional[key] = require_secure_url(url, what=f"provider's {key}") if url else None
+        algs = _str_list(doc, "id_token_signing_alg_values_supported", ["RS256"])
+        return cls(
+            issuer=issuer,
+            authorization_endpoint=endpoints["authorization_endpoint"],
+            token_endpoint=endpoints["token_endpoint"],
+            jwks_uri=endpoints["jwks_uri"],
+            code_challenge_methods_supported=_str_list(doc, "code_challenge_methods_supported", []),
+            id_token_signing_alg_values_supported=algs,
+            authorization_response_iss_parameter_supported=(
+                doc.get("authorization_response_iss_parameter_supported") is True
+            ),
+            raw=dict(doc),
+            **optional,
+        )
+
+
+_cache: dict[str, ProviderMetadata] = {}
+_cache_lock = threading.Lock()
+
+
+def discover(issuer: str, client: ProviderClient) -> ProviderMetadata:
+    """Fetch (once per process) and validate the provider metadata for `issuer`."""
+    with _cache_lock:
+        cached = _cache.get(issuer)
+    if cached is not None:
+        return cached
+    url = issuer.rstrip("/") + WELL_KNOWN
+    doc = client.get_json(url, what="discovery")
+    metadata = ProviderMetadata.from_document(doc, expected_issuer=issuer)
+    with _cache_lock:
+        _cache[issuer] = metadata
+    return metadata
+
+
+def clear_metadata_cache() -> None:
+    """Forget every discovered provider (the next login fetches discovery again)."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,201 @@
+"""Every error nbauth raises, under one base class.
+
+Messages say what went wrong and what to do next; they never contain a token, code, verifier,
+state, nonce or client secret (they end up in notebook outputs and logs).
+
+    NbauthError
+    ├── ConfigurationError          a setting is missing or unusable (domain, client id, port …)
+    │   └── InsecureTransportError  plain http to a non-loopback host
+    ├── LoopbackBindError           none of the configured callback ports could be bound
+    ├── ProviderError               the provider could not be reached or answered nonsense
+    │   ├── ProviderUnreachableError    connection refused, DNS failure, timeout
+    │   ├── DiscoveryError              the OIDC discovery document is unusable
+    │   └── OAuthError                  the provider answered with an RFC 6749 error code
+    │       ├── AccessDeniedError           the user (or a rule) refused the login
+    │       ├── InvalidGrantError           code or refresh token rejected
+    │       └── InvalidClientError          the client id is unknown or not allowed
+    ├── AuthorizationResponseError  the callback failed a check (state, issuer)
+    │   ├── StateMismatchError
+    │   └── IssuerMismatchError
+    ├── IdTokenError                the ID token failed validation
+    ├── LoginEndedError             a pending login ended without a result
+    │   ├── LoginTimeoutError           nobody completed the login in time
+    │   └── LoginCancelledError         cancelled, interrupted, or superseded by a newer login
+    │       └── LoginSupersededError
+    └── LoginRequiredError          the credentials can no longer be renewed: log in again
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthorizationResponseError",
+    "ConfigurationError",
+    "DiscoveryError",
+    "IdTokenError",
+    "InsecureTransportError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "IssuerMismatchError",
+    "LoginCancelledError",
+    "LoginEndedError",
+    "LoginRequiredError",
+    "LoginSupersededError",
+    "LoginTimeoutError",
+    "LoopbackBindError",
+    "NbauthError",
+    "OAuthError",
+    "ProviderError",
+    "ProviderUnreachableError",
+    "StateMismatchError",
+    "oauth_error",
+]
+
+
+class NbauthError(Exception):
+    """Base class of every error nbauth raises."""
+
+
+class ConfigurationError(NbauthError, ValueError):
+    """A setting is missing or unusable; the message names it and how to set it."""
+
+
+class InsecureTransportError(ConfigurationError):
+    """A provider URL uses plain http on a host that is not a loopback address."""
+
+
+class LoopbackBindError(NbauthError):
+    """None of the configured callback ports could be bound on 127.0.0.1."""
+
+    def __init__(self, message: str, ports: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.ports = ports
+
+
+class ProviderError(NbauthError):
+    """The provider could not be reached, or its answer was not a usable OAuth response."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderUnreachableError(ProviderError):
+    """Connection refused, name resolution failed, or the provider did not answer in time."""
+
+
+class DiscoveryError(ProviderError):
+    """The provider's /.well-known/openid-configuration is missing, malformed or inconsistent."""
+
+
+class OAuthError(ProviderError):
+    """The provider answered with an OAuth error code (RFC 6749 §4.1.2.1 and §5.2)."""
+
+    error: str = "unknown_error"
+
+    def __init__(
+        self,
+        error: str,
+        description: str | None = None,
+        uri: str | None = None,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.error = error
+        self.description = description
+        self.uri = uri
+        text = f"The provider refused the request: {error}"
+        if description:
+            text += f" ({description})"
+        if hint:
+            text += f". {hint}"
+        super().__init__(text, status=status)
+
+
+class AccessDeniedError(OAuthError):
+    """The user, or a rule at the provider, denied the authorization request."""
+
+    error = "access_denied"
+
+
+class InvalidGrantError(OAuthError):
+    """The authorization code or refresh token was rejected (expired, used, or revoked)."""
+
+    error = "invalid_grant"
+
+
+class InvalidClientError(OAuthError):
+    """The client id is unknown to the provider or not allowed this grant."""
+
+    error = "invalid_client"
+
+
+_OAUTH_ERRORS: dict[str, type[OAuthError]] = {
+    cls.error: cls for cls in (AccessDeniedError, InvalidGrantError, InvalidClientError)
+}
+
+_HINTS: dict[str, str] = {
+    "access_denied": "Run the login again and approve the request, or ask the provider's "
+    "administrator for access",
+    "invalid_grant": "The code or refresh token is no longer valid: run the login again",
+    "invalid_client": "Check the client id, and that the application is a Native (public) "
+    "application with this grant enabled",
+    "unauthorized_client": "Enable this grant type for the application at the provider",
+    "invalid_scope": "Check the requested scopes",
+    "invalid_request": "Check the login settings (client id, audience, callback URL registered "
+    "at the provider)",
+}
+
+
+def oauth_error(
+    error: str,
+    description: str | None = None,
+    uri: str | None = None,
+    *,
+    status: int | None = None,
+) -> OAuthError:
+    """Build the most specific OAuthError subclass for an RFC 6749 error code."""
+    cls = _OAUTH_ERRORS.get(error, OAuthError)
+    return cls(error, description, uri, status=status, hint=_HINTS.get(error))
+
+
+class AuthorizationResponseError(NbauthError):
+    """The callback to the listener failed a check; no code was exchanged."""
+
+
+class StateMismatchError(AuthorizationResponseError):
+    """The callback's state does not match the pending login's (RFC 6749 §10.12)."""
+
+
+class IssuerMismatchError(AuthorizationResponseError):
+    """The callback's iss parameter is missing or names another issuer (RFC 9207)."""
+
+
+class IdTokenError(NbauthError):
+    """The ID token failed validation; nothing was stored."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The ID token was rejected: {reason}. Nothing was stored; "
+                         "check the domain and client id, then log in again.")
+        self.reason = reason
+
+
+class LoginEndedError(NbauthError):
+    """A pending login ended without credentials."""
+
+
+class LoginTimeoutError(LoginEndedError, TimeoutError):
+    """Nobody completed the login before the timeout."""
+
+
+class LoginCancelledError(LoginEndedError):
+    """The login was cancelled, interrupted, or replaced by a newer one."""
+
+
+class LoginSupersededError(LoginCancelledError):
+    """A newer login with the same settings replaced this one."""
+
+
+class LoginRequiredError(NbauthError):
+    """The credentials cannot be renewed any more; the user must log in again."""

@@ -1,0 +1,388 @@
+"""The interactive login: Authorization Code + PKCE through the loopback listener.
+
+`start_login()` binds the listener, builds the authorization URL and returns a `PendingLogin` at
+once; the browser's callback completes it on the listener's thread (code exchange, ID-token
+validation), so a notebook can keep working. `login()` is the blocking form for scripts and
+for "Run All".
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import webbrowser
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .authorize import (
+    DEFAULT_SCOPE,
+    AuthorizationRequest,
+    build_authorization_request,
+    check_authorization_response,
+)
+from .credentials import Credentials, Identity
+from .discovery import ProviderMetadata, discover, issuer_from_domain
+from .errors import (
+    AccessDeniedError,
+    AuthorizationResponseError,
+    LoginCancelledError,
+    LoginSupersededError,
+    LoginTimeoutError,
+    NbauthError,
+    OAuthError,
+    StateMismatchError,
+)
+from .http import ProviderClient
+from .idtoken import ASYMMETRIC_ALGORITHMS, JwksCache, validate_id_token
+from .loopback import DEFAULT_PORTS, CallbackListener, Reply
+from .tokens import Clock, parse_token_response
+
+__all__ = ["DEFAULT_TIMEOUT", "PendingLogin", "Status", "login", "start_login"]
+
+#: Seconds a login waits for the browser before giving up.
+DEFAULT_TIMEOUT = 300.0
+
+StatusCallback = Callable[["Status"], None]
+
+
+class Status:
+    """A pending login's progress, as words for people (no secrets)."""
+
+    WAITING = "waiting"
+    EXCHANGING = "exchanging"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    def __init__(self, phase: str, message: str, error: NbauthError | None = None) -> None:
+        self.phase = phase
+        self.message = message
+        self.error = error
+
+    @property
+    def done(self) -> bool:
+        return self.phase in (self.SUCCEEDED, self.FAILED)
+
+    def __repr__(self) -> str:
+        return f"<Status {self.phase}: {self.message}>"
+
+
+_jwks_caches: dict[str, JwksCache] = {}
+_pending: dict[tuple[str, ...], PendingLogin] = {}
+_registry_lock = threading.Lock()
+
+
+def _jwks_for(metadata: ProviderMetadata, client: ProviderClient) -> JwksCache:
+    with _registry_lock:
+        cache = _jwks_caches.get(metadata.jwks_uri)
+        if cache is None:
+            cache = _jwks_caches[metadata.jwks_uri] = JwksCache(metadata.jwks_uri, client)
+        return cache
+
+
+def _normalize_ports(port: int | str | Sequence[int] | None) -> tuple[int, ...]:
+    if port is None:
+        return DEFAULT_PORTS
+    if isinstance(port, int):
+        return (port,)
+    if isinstance(port, str):
+        from .config import parse_ports
+
+        return parse_ports(port)
+    return tuple(port)
+
+
+class PendingLogin:
+    """A login waiting for the browser. `wait()` returns its Credentials or raises its error."""
+
+    def __init__(
+        self,
+        *,
+        request: AuthorizationRequest,
+        metadata: ProviderMetadata,
+        listener: CallbackListener,
+        client: ProviderClient,
+        client_id: str,
+        audience: str | None,
+        timeout: float,
+        key: tuple[str, ...],
+        clock: Clock = time.time,
+    ) -> None:
+        self._request = request
+        self._metadata = metadata
+        self._listener = listener
+        self._client = client
+        self.client_id = client_id
+        self.audience = audience
+        self.timeout = timeout
+        self._key = key
+        self._clock = clock
+        self._deadline = time.monotonic() + timeout
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._claimed = False
+        self._result: Credentials | None = None
+        self._error: NbauthError | None = None
+        self._callbacks: list[StatusCallback] = []
+        self.status = Status(Status.WAITING, "Waiting for you to log in in the browser…")
+        self._timer = threading.Timer(timeout, self._on_timeout)
+        self._timer.daemon = True
+
+    # -- public -----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The authorization URL to open in the user's browser."""
+        return self._request.url
+
+    @property
+    def redirect_uri(self) -> str:
+        return self._request.redirect_uri
+
+    @property
+    def issuer(self) -> str:
+        return self._metadata.issuer
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def on_status(self, callback: StatusCallback) -> None:
+        """Call `callback(status)` on every change (from the listener's thread)."""
+        self._callbacks.append(callback)
+        if self._done.is_set():
+            self._fire(self.status)
+
+    def wait(self, timeout: float | None = None) -> Credentials:
+        """Block until the login ends; Ctrl-C (kernel interrupt) cancels it cleanly."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._done.wait(0.1):
+                if limit is not None and time.monotonic() >= limit:
+                    raise TimeoutError("the login is still pending")
+        except KeyboardInterrupt:
+            self.cancel("The login was interrupted.")
+            raise
+        self._listener.close()
+        if self._error is not None:
+            raise self._error
+        if self._result is None:  # pragma: no cover - _finish always sets one of them
+            raise LoginCancelledError("The login ended without a result.")
+        return self._result
+
+    def result(self) -> Credentials | None:
+        """The credentials if the login succeeded, else None (never raises)."""
+        return self._result
+
+    def exception(self) -> NbauthError | None:
+        return self._error
+
+    def cancel(self, reason: str = "The login was cancelled.") -> None:
+        """Stop waiting, free the port; `wait()` raises LoginCancelledError."""
+        self._finish(error=LoginCancelledError(reason))
+
+    # -- internals --------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._listener.start(self._on_callback)
+        self._timer.start()
+
+    def _supersede(self) -> None:
+        self._finish(error=LoginSupersededError(
+            "A newer login with the same settings replaced this one."))
+
+    def _on_timeout(self) -> None:
+        self._finish(error=LoginTimeoutError(
+            f"Nobody completed the login within {self.timeout:g} s. Run the login again "
+            "(and pass --timeout to allow more time)."))
+
+    def _on_callback(self, params: Mapping[str, str]) -> Reply:
+        with self._lock:
+            if self._done.is_set() or self._claimed:
+                return Reply(409, "Login already handled",
+                             "This login has already received its response.")
+            try:
+                code = check_authorization_response(
+                    self._request, params,
+                    iss_required=self._metadata.authorization_response_iss_parameter_supported,
+                )
+            except StateMismatchError:
+                return Reply(400, "Not for this login",
+                             "This response does not belong to the login your notebook is "
+                             "waiting for, so it was ignored. The login is still waiting.")
+            except (AuthorizationResponseError, OAuthError) as exc:
+                self._claimed = True
+                failure: NbauthError = exc
+            else:
+                self._claimed = True
+                failure = None  # type: ignore[assignment]
+        if failure is not None:
+            self._finish(error=failure, close=False)
+            return Reply(400 if not isinstance(failure, AccessDeniedError) else 403,
+                         "Login failed", str(failure), final=True)
+        self._set_status(Status(Status.EXCHANGING, "Completing the login…"))
+        try:
+            credentials = self._exchange(code)
+        except NbauthError as exc:
+            self._finish(error=exc, close=False)
+            return Reply(502, "Login failed", str(exc), final=True)
+        self._finish(result=credentials, close=False)
+        return Reply(200, "Logged in", f"You are logged in as {credentials.identity.label}.",
+                     ok=True, final=True)
+
+    def _exchange(self, code: str) -> Credentials:
+        """Token request (RFC 6749 §4.1.3 + RFC 7636 §4.5), then ID-token validation."""
+        request = self._request
+        body = self._client.post_form(
+            self._metadata.token_endpoint,
+            {
+                "grant_type": "authorization_code",
+                "client_id": self.client_id,
+                "code": code,
+                "redirect_uri": request.redirect_uri,
+                "code_verifier": request.pkce.verifier,
+            },
+            what="token",
+        )
+        wants_id_token = "openid" in request.requested_scope.split()
+        response = parse_token_response(body, now=self._clock(), require_id_token=wants_id_token)
+        jwks = _jwks_for(self._metadata, self._client)
+        identity = Identity()
+        if response.id_token is not None:
+            algs = [a for a in self._metadata.id_token_signing_alg_values_supported
+                    if a in ASYMMETRIC_ALGORITHMS] or ["RS256"]
+            claims = validate_id_token(
+                response.id_token, issuer=self._metadata.issuer, client_id=self.client_id,
+                nonce=request.nonce, jwks=jwks, allowed_algorithms=algs, clock=self._clock,
+            )
+            identity = Identity.from_claims(claims)
+        return Credentials(
+            response,
+            identity=identity,
+            issuer=self._metadata.issuer,
+            client_id=self.client_id,
+            token_endpoint=self._metadata.token_endpoint,
+            audience=self.audience,
+            requested_scope=request.requested_scope,
+            client=self._client,
+            jwks=jwks,
+            clock=self._clock,
+        )
+
+    def _finish(self, *, result: Credentials | None = None, error: NbauthError | None = None,
+                close: bool = True) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._result, self._error = result, error
+            self._claimed = True
+        self._timer.cancel()
+        if close:
+            self._listener.close()
+        with _registry_lock:
+            if _pending.get(self._key) is self:
+                del _pending[self._key]
+        if result is not None:
+            status = Status(Status.SUCCEEDED, f"Logged in as {result.identity.label}")
+        else:
+            status = Status(Status.FAILED, str(error), error)
+        self.status = status
+        self._done.set()
+        self._fire(status)
+
+    def _set_status(self, status: Status) -> None:
+        self.status = status
+        self._fire(status)
+
+    def _fire(self, status: Status) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(status)
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<nbauth.PendingLogin {self.status.phase} on port {self.port}>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("a pending login is not picklable")
+
+
+def start_login(
+    domain: str,
+    client_id: str,
+    *,
+    audience: str | None = None,
+    scope: str = DEFAULT_SCOPE,
+    port: int | str | Sequence[int] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    extra_params: Mapping[str, str] | None = None,
+    client: ProviderClient | None = None,
+    clock: Clock = time.time,
+) -> PendingLogin:
+    """Begin a login and return at once; open `pending.url` in a browser to complete it.
+
+    A pending login with the same provider, client and audience is superseded: it ends with
+    LoginSupersededError and its port is freed for this one.
+    """
+    if timeout <= 0:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(f"The timeout must be a positive number of seconds, not {timeout}.")
+    issuer = issuer_from_domain(domain)
+    ports = _normalize_ports(port)
+    client = client or ProviderClient()
+    metadata = discover(issuer, client)
+    key = (metadata.issuer, client_id, audience or "")
+    with _registry_lock:
+        previous = _pending.get(key)
+    if previous is not None:
+        previous._supersede()
+    listener = CallbackListener(ports)  # bound before any URL exists (RFC 8252 §8.3)
+    try:
+        request = build_authorization_request(
+            metadata, client_id=client_id, redirect_uri=listener.redirect_uri, scope=scope,
+            audience=audience, extra_params=extra_params,
+        )
+        pending = PendingLogin(
+            request=request, metadata=metadata, listener=listener, client=client,
+            client_id=client_id, audience=audience, timeout=timeout, key=key, clock=clock,
+        )
+        with _registry_lock:
+            _pending[key] = pending
+        pending._start()
+    except BaseException:
+        listener.close()
+        raise
+    return pending
+
+
+def login(
+    domain: str,
+    client_id: str,
+    *,
+    audience: str | None = None,
+    scope: str = DEFAULT_SCOPE,
+    port: int | str | Sequence[int] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    open_browser: bool | Callable[[str], object] = True,
+    extra_params: Mapping[str, str] | None = None,
+    client: ProviderClient | None = None,
+) -> Credentials:
+    """Log in with Authorization Code + PKCE and return the credentials (blocks until done).
+
+    The URL is printed (to stderr) and, unless `open_browser` is False, opened with Python's
+    `webbrowser` (which honours $BROWSER); pass a callable to open it yourself.
+    """
+    pending = start_login(
+        domain, client_id, audience=audience, scope=scope, port=port, timeout=timeout,
+        extra_params=extra_params, client=client,
+    )
+    print(f"Log in at this address (waiting up to {timeout:g} s):\n{pending.url}",
+          file=sys.stderr, flush=True)
+    if callable(open_browser):
+        open_browser(pending.url)
+    elif open_browser:
+        webbrowser.open(pending.url, new=2)
+    return pending.wait()

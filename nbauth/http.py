@@ -1,0 +1,136 @@
+"""The one place that talks to the provider: JSON GETs and form POSTs with timeouts.
+
+Every transport or format failure becomes an nbauth error (never a JSONDecodeError, KeyError or
+a bare requests exception), and a provider's RFC 6749 §5.2 error body becomes a typed OAuthError.
+Nothing here logs a request body or a response body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .errors import ProviderError, ProviderUnreachableError, oauth_error
+
+__all__ = ["DEFAULT_TIMEOUT", "ProviderClient"]
+
+log = logging.getLogger(__name__)
+
+#: (connect, read) seconds for every provider call.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 20.0)
+
+_USER_AGENT = "nbauth"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ProviderClient:
+    """A small requests wrapper for provider endpoints (discovery, JWKS, token, revoke…)."""
+
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = _USER_AGENT
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get_json(self, url: str, *, what: str) -> dict[str, Any]:
+        """GET `url` and return its JSON object; `what` names it in error messages."""
+        response = self._send("GET", url, what=what)
+        return self._json_object(response, what=what)
+
+    def post_form(
+        self,
+        url: str,
+        data: dict[str, str],
+        *,
+        what: str,
+        auth: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST a form to a token-style endpoint and return its JSON object.
+
+        A 4xx with an RFC 6749 §5.2 body raises the matching OAuthError.
+        """
+        response = self._send("POST", url, what=what, data=data, auth=auth)
+        return self._json_object(response, what=what)
+
+    def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
+        log.debug("%s %s (%s)", method, _origin(url), what)
+        try:
+            response = self._session.request(
+                method,
+                url,
+                timeout=self.timeout,
+                allow_redirects=False,
+                headers={"Accept": "application/json"},
+                **kwargs,
+            )
+        except requests.Timeout:
+            raise ProviderUnreachableError(
+                f"The provider did not answer the {what} request at {_origin(url)} within "
+                f"{self.timeout[1]:g} s. Check the domain and your network, then try again."
+            ) from None
+        except requests.ConnectionError:
+            raise ProviderUnreachableError(
+                f"Could not connect to the provider at {_origin(url)} for the {what} request. "
+                "Check the domain and your network, then try again."
+            ) from None
+        # `from None`: requests' exception texts carry the full URL, and tracebacks reach cells.
+        except requests.RequestException as exc:
+            raise ProviderError(
+                f"The {what} request to {_origin(url)} failed: {type(exc).__name__}."
+            ) from None
+        log.debug("%s %s -> %s", method, _origin(url), response.status_code)
+        return response
+
+    @staticmethod
+    def _json_object(response: requests.Response, *, what: str) -> dict[str, Any]:
+        status = response.status_code
+        body: Any = None
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str) and status >= 400:
+            description = body.get("error_description")
+            uri = body.get("error_uri")
+            raise oauth_error(
+                body["error"],
+                description if isinstance(description, str) else None,
+                uri if isinstance(uri, str) else None,
+                status=status,
+            )
+        if status >= 400 or 300 <= status < 400:
+            kind = "a redirect" if status < 400 else "an error"
+            raise ProviderError(
+                f"The provider answered the {what} request with {kind} (HTTP {status}"
+                f"{', ' + _content_kind(response) if body is None else ''}). "
+                + ("It may be down or overloaded: try again in a moment."
+                   if status >= 500 else "Check the domain and client settings."),
+                status=status,
+            )
+        if not isinstance(body, dict):
+            raise ProviderError(
+                f"The provider's answer to the {what} request is not a JSON object "
+                f"(HTTP {status}, {_content_kind(response)}). Check the domain: it may not be an "
+                "OpenID Connect provider.",
+                status=status,
+            )
+        return body
+
+
+def _content_kind(response: requests.Response) -> str:
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip()
+    return f"content type {ctype}" if ctype else "no content type"

@@ -1,0 +1,253 @@
+"""The loopback redirect listener for native apps (RFC 8252 §7.3, §8.3).
+
+It binds 127.0.0.1 only (never 0.0.0.0 or "localhost"), exclusively, before any URL is shown;
+serves one path on a background daemon thread; answers everything else with a 4xx and keeps
+waiting; never writes a request line anywhere; bounds connections, their time and their size.
+What a callback *means* (state, code, error) is decided by the `handler` the login supplies.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .errors import ConfigurationError, LoopbackBindError
+from .pages import PAGE_HEADERS, render_page
+
+__all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "CallbackListener", "Reply"]
+
+LOOPBACK_HOST = "127.0.0.1"
+CALLBACK_PATH = "/callback"
+
+#: The ports tried when none are configured. Providers that match callback URLs exactly (Auth0)
+#: need each one registered: http://127.0.0.1:8765/callback, …:8766/…, …:8767/….
+DEFAULT_PORTS: tuple[int, ...] = (8765, 8766, 8767)
+
+#: At most this many connections are served at once; more are closed unanswered.
+MAX_CONNECTIONS = 16
+#: Seconds a connection may take to send its request (slow or half-open clients are dropped).
+CONNECTION_TIMEOUT = 10.0
+_MAX_QUERY_FIELDS = 32
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the listener sends back for one request; `final` closes the listener afterwards."""
+
+    status: int
+    title: str
+    message: str
+    ok: bool = False
+    final: bool = False
+
+
+CallbackHandler = Callable[[Mapping[str, str]], Reply]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # SO_REUSEADDR lets a new login rebind a port whose old connections sit in TIME_WAIT; on
+    # Linux/macOS it never lets two sockets *listen* on one port. Windows needs the opposite.
+    allow_reuse_address = sys.platform != "win32"
+    request_queue_size = 16
+
+    def __init__(self, port: int, listener: CallbackListener) -> None:
+        self.listener = listener
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__((LOOPBACK_HOST, port), _RequestHandler, bind_and_activate=False)
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        try:
+            self.server_bind()
+            self.server_activate()
+        except BaseException:
+            self.server_close()
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: drop, the real browser retries
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the default prints a traceback (with the request) to stderr
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+    timeout = CONNECTION_TIMEOUT
+    server_version = "nbauth"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the default writes the request line — with ?code=…&state=… — to stderr
+
+    def do_GET(self) -> None:
+        listener = self.server.listener
+        expected_host = f"{LOOPBACK_HOST}:{listener.port}"
+        if self.headers.get("Host", "") != expected_host:
+            self._send(Reply(400, "Wrong address",
+                             f"This page is served only at http://{expected_host}/."))
+            return
+        url = urlsplit(self.path)
+        if url.path != CALLBACK_PATH:
+            self._send(Reply(404, "Not found", "This is nbauth's login callback; nothing else "
+                             "is served here."))
+            return
+        try:
+            pairs = parse_qsl(url.query, keep_blank_values=True, strict_parsing=False,
+                              max_num_fields=_MAX_QUERY_FIELDS)
+        except ValueError:
+            pairs = []
+        params = dict(pairs)
+        if not pairs or len(params) != len(pairs):
+            self._send(Reply(400, "Not a login response",
+                             "This request does not carry a login response. If you are logging "
+                             "in, keep waiting for the provider to send you back here."))
+            return
+        self._send(listener.dispatch(params))
+
+    def do_HEAD(self) -> None:
+        self._send(Reply(405, "Method not allowed", "Only GET is served here."))
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD
+
+    def _send(self, reply: Reply) -> None:
+        body = render_page(reply.title, reply.message, ok=reply.ok)
+        try:
+            self.send_response(reply.status)
+            for name, value in PAGE_HEADERS.items():
+                self.send_header(name, value)
+            if reply.status == 405:
+                self.send_header("Allow", "GET")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except OSError:
+            pass  # the browser went away; the outcome stands
+        finally:
+            if reply.final:
+                self.server.listener.close_soon()
+
+
+class CallbackListener:
+    """An HTTP listener on 127.0.0.1 for the authorization response.
+
+    Binding happens in the constructor, so a URL is only ever built for a port that is ours.
+    """
+
+    def __init__(self, ports: Sequence[int], handler: CallbackHandler | None = None) -> None:
+        if not ports:
+            raise ConfigurationError("No callback port is configured. Pass --port 8765 "
+                                     "(and register http://127.0.0.1:8765/callback).")
+        for port in ports:
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ConfigurationError(
+                    f"The callback port {port!r} is not a port number (0–65535)."
+                )
+        self._handler = handler
+        self._closed = threading.Event()
+        self._close_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._server = self._bind(ports)
+        self.port: int = self._server.server_address[1]
+
+    def _bind(self, ports: Sequence[int]) -> _Server:
+        busy: list[int] = []
+        for port in ports:
+            try:
+                return _Server(port, self)
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1)):
+                    busy.append(port)
+                    continue
+                raise LoopbackBindError(
+                    f"Could not listen on {LOOPBACK_HOST}:{port} ({exc.strerror}).",
+                    tuple(ports),
+                ) from None
+        urls = ", ".join(f"http://{LOOPBACK_HOST}:{p}{CALLBACK_PATH}" for p in busy)
+        names = ", ".join(str(p) for p in busy)
+        raise LoopbackBindError(
+            f"The callback port{'s' if len(busy) > 1 else ''} {names} "
+            f"{'are' if len(busy) > 1 else 'is'} in use by another program. Free one, or pass "
+            f"another with --port N and register http://{LOOPBACK_HOST}:N{CALLBACK_PATH} as an "
+            f"Allowed Callback URL at the provider (registered now: {urls}).",
+            tuple(ports),
+        )
+
+    @property
+    def redirect_uri(self) -> str:
+        """The redirect URI for this listener, with the same IP literal it is bound to."""
+        return f"http://{LOOPBACK_HOST}:{self.port}{CALLBACK_PATH}"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def start(self, handler: CallbackHandler | None = None) -> None:
+        """Start serving on a daemon thread."""
+        if handler is not None:
+            self._handler = handler
+        if self._handler is None:
+            raise RuntimeError("CallbackListener.start() needs a handler")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"nbauth-loopback-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def dispatch(self, params: Mapping[str, str]) -> Reply:
+        handler = self._handler
+        if handler is None or self.closed:
+            return Reply(410, "Login finished", "This login is no longer waiting.")
+        try:
+            return handler(params)
+        except Exception:  # a bug must not leave the browser hanging or print the query
+            return Reply(500, "Login failed", "nbauth could not process this response.",
+                         final=False)
+
+    def close_soon(self) -> None:
+        """Close from a request thread without waiting for ourselves."""
+        threading.Thread(target=self.close, name="nbauth-loopback-close", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving and free the port; idempotent, safe from any thread."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            if self._thread is not None:
+                self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+
+    def __enter__(self) -> CallbackListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

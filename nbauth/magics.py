@@ -1,0 +1,218 @@
+"""%auth0_login and %auth0_logout: thin notebook glue over `nbauth.start_login`.
+
+The magics resolve settings (config → environment → options), show the login widget, and put
+the access token and a ready `requests` session into the user's namespace when the login
+completes — under names hidden from %who/%whos, whose output would print part of the token.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import webbrowser
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .config import LoginSettings, NbauthConfig, parse_ports
+from .credentials import Credentials
+from .errors import ConfigurationError, LoginCancelledError, NbauthError
+from .flow import PendingLogin, Status, start_login
+
+__all__ = ["AuthMagics", "nbauth_exception_handler"]
+
+_SECRET_OPTIONS = ("--client-secret", "--client_secret", "--secret", "--password")
+
+
+def _in_remote_session() -> bool:
+    """JupyterHub (and Binder) kernels run on another machine than the user's browser."""
+    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or os.environ.get("BINDER_SERVICE_HOST"))
+
+
+def _open_in_background(url: str) -> None:
+    # webbrowser can block (xdg-open); the kernel must not.
+    threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
+                     name="nbauth-open-browser", daemon=True).start()
+
+
+def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: BaseException,
+                             tb: Any, tb_offset: int | None = None) -> list[str]:
+    """Show nbauth errors as one actionable line, without frames (no locals can leak)."""
+    stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+@dataclass
+class _Login:
+    """One login shown in the notebook, keyed by its token variable."""
+
+    settings: LoginSettings
+    widget: Any
+    pending: PendingLogin | None = None
+    credentials: Credentials | None = None
+
+
+@magics_class
+class AuthMagics(Magics):
+    """Log in to Auth0 or any OpenID Connect provider from a notebook."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.config_defaults = NbauthConfig(parent=shell)
+        self._logins: dict[str, _Login] = {}
+
+    @magic_arguments()
+    @argument("--domain", help="Auth0 tenant domain (example.eu.auth0.com) or issuer URL "
+              "[AUTH0_DOMAIN].")
+    @argument("--client-id", dest="client_id", help="Native application's client id "
+              "[AUTH0_CLIENT_ID].")
+    @argument("--audience", help="API identifier to get an access token for [AUTH0_AUDIENCE].")
+    @argument("--scope", help="Scopes (quote several: --scope 'openid email').")
+    @argument("--port", help="Callback port, or a comma list tried in order (each registered "
+              "as http://127.0.0.1:PORT/callback) [NBAUTH_PORTS].")
+    @argument("--var", help="Variable for the access token (default access_token).")
+    @argument("--session-var", dest="session_var", help="Variable for the requests session "
+              "(default auth0_session).")
+    @argument("--timeout", type=float, help="Seconds to wait for the browser (default 300).")
+    @argument("--no-browser", dest="no_browser", action="store_true",
+              help="Do not open a browser; click the button or copy the URL instead.")
+    @argument("--no-wait", dest="no_wait", action="store_true",
+              help="Return at once; the token appears in the namespace when the login ends.")
+    @argument("--organization", help="Auth0 organization id or name.")
+    @argument("--connection", help="Auth0 connection to use (skips the chooser).")
+    @argument("--login-hint", dest="login_hint", help="Email to prefill at the provider.")
+    @argument("--prompt", help="OIDC prompt value (login, consent, select_account).")
+    @argument("--param", action="append", default=[], metavar="KEY=VALUE",
+              help="Another authorize parameter, e.g. --param screen_hint=signup.")
+    @line_magic
+    def auth0_login(self, line: str = "") -> None:
+        """Log in with Authorization Code + PKCE and put the access token in the namespace.
+
+        Shows a login widget; sign in in your browser. By default the cell waits until the
+        login ends (so Run All works; interrupt the kernel to cancel). Afterwards
+        `access_token` (a str) and `auth0_session` (a requests.Session sending the token and
+        refreshing it) are defined. Defaults come from c.NbauthConfig in ipython_config.py,
+        then AUTH0_DOMAIN / AUTH0_CLIENT_ID / AUTH0_AUDIENCE, then these options.
+        """
+        for option in _SECRET_OPTIONS:
+            if option in line.split() or f"{option}=" in line:
+                raise UsageError(
+                    f"{option} is refused: whatever is typed in a cell is saved in the notebook "
+                    "and in IPython's history. Set AUTH0_CLIENT_SECRET in the environment instead."
+                )
+        args = parse_argstring(self.auth0_login, line)
+        settings = self._settings(args)
+        self._supersede_display(settings.var)
+
+        from .widget import LoginWidget
+
+        widget = LoginWidget(settings.domain)
+        display(widget)
+        try:
+            pending = start_login(
+                settings.domain, settings.client_id, audience=settings.audience,
+                scope=settings.scope, port=settings.ports, timeout=settings.timeout,
+                extra_params=settings.extra_params,
+            )
+        except NbauthError as exc:
+            widget.show_error(str(exc))
+            raise
+        self._logins[settings.var] = _Login(settings, widget, pending=pending)
+        widget.show_pending(pending.url, note=f"(callback {pending.redirect_uri})")
+        pending.on_status(lambda status: self._on_status(status, pending, settings, widget))
+        if settings.open_browser and not _in_remote_session():
+            _open_in_background(pending.url)
+        if not settings.wait:
+            return None
+        try:
+            credentials = pending.wait()
+        except KeyboardInterrupt:
+            widget.show_error("Login cancelled: the kernel was interrupted.")
+            raise
+        print(f"Logged in as {credentials.identity.label}. "
+              f"`{settings.var}` and `{settings.session_var}` are ready.")
+        return None
+
+    @magic_arguments()
+    @argument("--var", help="Variable of the login to end (default access_token).")
+    @line_magic
+    def auth0_logout(self, line: str = "") -> None:
+        """Forget the login: remove its namespace variables and clear its widget."""
+        args = parse_argstring(self.auth0_logout, line)
+        var = args.var or self.config_defaults.var
+        entry = self._logins.pop(var, None)
+        if entry is None:
+            print(f"No login is stored under `{var}`.")
+            return None
+        if entry.pending is not None and not entry.pending.done():
+            entry.pending.cancel("Logged out before the login finished.")
+        if entry.credentials is not None:
+            entry.credentials.clear()
+        for name in (var, entry.settings.session_var):
+            self.shell.user_ns.pop(name, None)
+            self.shell.user_ns_hidden.pop(name, None)
+        entry.widget.show_logged_out()
+        print(f"Logged out: `{var}` was removed. Note that an access token already issued stays "
+              "valid at the API until it expires.")
+        return None
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _settings(self, args: Any) -> LoginSettings:
+        overrides: dict[str, Any] = {
+            "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
+            "scope": args.scope, "var": args.var, "session_var": args.session_var,
+            "timeout": args.timeout,
+        }
+        try:
+            if args.port is not None:
+                overrides["ports"] = parse_ports(args.port)
+            if args.no_browser:
+                overrides["open_browser"] = False
+            if args.no_wait:
+                overrides["wait"] = False
+            extra = {k: v for k in ("organization", "connection", "login_hint", "prompt")
+                     if (v := getattr(args, k)) is not None}
+            for item in args.param:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise ConfigurationError(f"--param {item!r} is not KEY=VALUE.")
+                extra[key.strip()] = value
+            overrides["extra_params"] = extra
+            return LoginSettings.resolve(self.config_defaults, overrides)
+        except ConfigurationError as exc:
+            raise UsageError(f"{exc}") from None
+
+    def _supersede_display(self, var: str) -> None:
+        entry = self._logins.get(var)
+        if entry is not None and entry.pending is not None and not entry.pending.done():
+            entry.pending._supersede()
+
+    def _on_status(self, status: Status, pending: PendingLogin, settings: LoginSettings,
+                   widget: Any) -> None:
+        widget.update(status)
+        if status.phase == Status.FAILED and isinstance(status.error, LoginCancelledError):
+            return
+        credentials = pending.result()
+        if status.phase != Status.SUCCEEDED or credentials is None:
+            return
+        self._install(credentials, settings, widget)
+
+    def _install(self, credentials: Credentials, settings: LoginSettings, widget: Any) -> None:
+        self._logins[settings.var] = _Login(settings, widget, credentials=credentials)
+        # interactive=False: hidden from %who/%whos (which print part of a string's value).
+        self.shell.push({settings.var: credentials.current_token,
+                         settings.session_var: credentials.session()}, interactive=False)
+
+        def refreshed(creds: Credentials) -> None:
+            entry = self._logins.get(settings.var)
+            if creds.valid and entry is not None and entry.credentials is creds:
+                self.shell.push({settings.var: creds.current_token}, interactive=False)
+                widget.show_credentials(creds)
+
+        credentials.on_change(refreshed)
+        widget.show_credentials(credentials)

@@ -1,0 +1,172 @@
+"""Token responses (RFC 6749 §5.1), expiry state, and the redacting token types.
+
+`AccessToken` is a real `str` so it works wherever a string does (headers, f-strings), but what a
+notebook *displays* for it — repr, `_repr_html_`, `%whos` — never shows the value (an explicit
+`print()` or `str()` does, because the user asked for it).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ProviderError
+
+__all__ = [
+    "REFRESH_THRESHOLD",
+    "AccessToken",
+    "Clock",
+    "TokenResponse",
+    "TokenState",
+    "describe_remaining",
+    "parse_token_response",
+]
+
+Clock = Callable[[], float]
+
+#: Seconds before expiry at which a token counts as STALE and is refreshed before use.
+REFRESH_THRESHOLD = 60.0
+
+
+class TokenState(enum.Enum):
+    """Where a token is in its life (the google-auth vocabulary)."""
+
+    FRESH = "fresh"
+    STALE = "stale"
+    EXPIRED = "expired"
+
+
+def describe_remaining(seconds: float | None) -> str:
+    """'expires in 59m', 'expired', or 'no expiry given' — for displays."""
+    if seconds is None:
+        return "no expiry given"
+    if seconds <= 0:
+        return "expired"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"expires in {hours}h{minutes:02d}m"
+    if minutes:
+        return f"expires in {minutes}m"
+    return f"expires in {secs}s"
+
+
+class AccessToken(str):
+    """An access token string that redacts itself when displayed."""
+
+    expires_at: float | None
+    _clock: Clock
+
+    def __new__(cls, value: str, expires_at: float | None = None,
+                clock: Clock = time.time) -> AccessToken:
+        token = super().__new__(cls, value)
+        token.expires_at = expires_at
+        token._clock = clock
+        return token
+
+    def _summary(self) -> str:
+        remaining = None if self.expires_at is None else self.expires_at - self._clock()
+        return f"<access token, {describe_remaining(remaining)}>"
+
+    def __repr__(self) -> str:
+        return self._summary()
+
+    def _repr_html_(self) -> str:
+        return f"<code>{self._summary().replace('<', '&lt;').replace('>', '&gt;')}</code>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self._summary())
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("access tokens are not picklable: they must not be written to disk")
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # copy/pickle protocol 2+
+        raise TypeError("access tokens are not picklable: they must not be written to disk")
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A successful token endpoint response, checked (RFC 6749 §5.1)."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_at: float | None
+    scope: str | None
+    refresh_token: str | None = field(default=None, repr=False)
+    id_token: str | None = field(default=None, repr=False)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("token responses are not picklable: they must not be written to disk")
+
+
+def _expires_in(value: Any) -> float | None:
+    # §5.1 says a number; some providers send a string. Anything else is ignored, not fatal.
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if seconds != seconds or seconds < 0 or seconds > 10 * 365 * 86400:  # NaN or absurd
+        return None
+    return seconds
+
+
+def parse_token_response(
+    body: Mapping[str, Any],
+    *,
+    now: float,
+    require_id_token: bool = False,
+) -> TokenResponse:
+    """Check a token endpoint's JSON object and return it typed; raise ProviderError if unusable."""
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise ProviderError("The provider's token response has no access_token.")
+    token_type = body.get("token_type")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise ProviderError(
+            "The provider's token response has token_type "
+            f"{token_type if isinstance(token_type, str) and len(token_type) < 40 else '(missing)'!r}"
+            "; nbauth only uses Bearer tokens (RFC 6750)."
+        )
+    refresh_token = body.get("refresh_token")
+    if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+        raise ProviderError("The provider's token response has a malformed refresh_token.")
+    id_token = body.get("id_token")
+    if id_token is not None and (not isinstance(id_token, str) or not id_token):
+        raise ProviderError("The provider's token response has a malformed id_token.")
+    if require_id_token and id_token is None:
+        raise ProviderError(
+            "The provider's token response has no id_token although 'openid' was requested."
+        )
+    scope = body.get("scope")
+    expires_in = _expires_in(body.get("expires_in"))
+    return TokenResponse(
+        access_token=access_token,
+        token_type="Bearer",
+        expires_at=None if expires_in is None else now + expires_in,
+        scope=scope if isinstance(scope, str) else None,
+        refresh_token=refresh_token,
+        id_token=id_token,
+    )
+
+
+def token_state(expires_at: float | None, now: float,
+                threshold: float = REFRESH_THRESHOLD) -> TokenState:
+    """FRESH, STALE (within `threshold` of expiry) or EXPIRED; no expiry counts as FRESH."""
+    if expires_at is None:
+        return TokenState.FRESH
+    remaining = expires_at - now
+    if remaining <= 0:
+        return TokenState.EXPIRED
+    if remaining <= threshold:
+        return TokenState.STALE
+    return TokenState.FRESH
