@@ -1,0 +1,82 @@
+"""Shared fixtures: the real local OpenID provider, a scripted person, a clean environment."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "provider"))
+
+from devprovider import ProviderInfo, running_provider  # noqa: E402
+from scripted_user import complete_login  # noqa: E402
+
+_NBAUTH_ENV = ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_AUDIENCE", "AUTH0_CLIENT_SECRET",
+               "NBAUTH_PORTS", "NBAUTH_SCOPE", "JUPYTERHUB_SERVICE_PREFIX", "BROWSER")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own Auth0 settings, and none opens a real browser."""
+    for name in _NBAUTH_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BROWSER", "true")  # webbrowser runs /bin/true if anything calls it
+
+
+@pytest.fixture(autouse=True)
+def fresh_discovery_cache() -> Iterator[None]:
+    from nbauth.discovery import clear_metadata_cache
+
+    clear_metadata_cache()
+    yield
+    clear_metadata_cache()
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[ProviderInfo]:
+    """One real provider (node oidc-provider on 127.0.0.1) for the whole session."""
+    with running_provider() as info:
+        yield info
+
+
+class ScriptedBrowser:
+    """Opens authorize URLs like a person would: signs in, clicks Allow/Deny, follows redirects.
+
+    Runs each login on its own thread (as a real browser is another process) and keeps the
+    page the app served at the end, or the error.
+    """
+
+    def __init__(self, **defaults: object) -> None:
+        self.defaults = defaults
+        self.pages: list[str] = []
+        self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
+        self.urls: list[str] = []
+
+    def __call__(self, url: str, **overrides: object) -> None:
+        self.urls.append(url)
+        options = {**self.defaults, **overrides}
+
+        def run() -> None:
+            try:
+                self.pages.append(complete_login(url, **options))  # type: ignore[arg-type]
+            except BaseException as exc:  # noqa: BLE001 - reported by join()
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, name="scripted-browser", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def join(self, timeout: float = 30.0) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+            assert not thread.is_alive(), "the scripted browser did not finish in time"
+
+
+@pytest.fixture
+def browser() -> Callable[..., ScriptedBrowser]:
+    return ScriptedBrowser

@@ -1,0 +1,187 @@
+"""A tiny stand-in provider for misbehaviour the real one cannot show (HTML 502s, bad ID tokens…).
+
+It speaks just enough OIDC for nbauth's code flow: discovery, an /authorize that sends the
+browser straight back with a code (no login page), a token endpoint whose answers the test
+scripts, and a JWKS with a key the test controls. Every request is recorded so tests can assert
+what nbauth sent — and what it did *not* send (S-20: no token request after a failed check).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+TokenAnswer = Callable[[dict[str, str], "ScriptedProvider"], tuple[int, dict[str, str], bytes]]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (nbauth's timeout tests) is expected here
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class ScriptedProvider:
+    """Start with `with ScriptedProvider() as p:`; set `p.token_answers` to script /oauth/token."""
+
+    client_id: str = "scripted-client"
+    advertise_iss: bool = True
+    send_iss: bool = True
+    iss_value: str | None = None
+    token_answers: list[TokenAnswer] = field(default_factory=list)
+    id_token_claims: dict[str, Any] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    key: Any = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
+    kid: str = "k1"
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
+        self.port = self._server.server_address[1]
+        self.issuer = f"http://127.0.0.1:{self.port}/"
+        self._codes: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ScriptedProvider:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what tests read ---------------------------------------------------------------------
+    def calls(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+    def metadata(self) -> dict[str, Any]:
+        doc = {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.issuer + "authorize",
+            "token_endpoint": self.issuer + "oauth/token",
+            "jwks_uri": self.issuer + ".well-known/jwks.json",
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": self.advertise_iss,
+        }
+        doc.update(self.extra_metadata)
+        return doc
+
+    def jwks(self) -> dict[str, Any]:
+        data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        data.update(kid=self.kid, alg="RS256", use="sig")
+        return {"keys": [data]}
+
+    def id_token(self, nonce: str | None, /, **overrides: Any) -> str:
+        now = time.time()
+        claims = {"iss": self.issuer, "aud": self.client_id, "sub": "scripted|1", "iat": now,
+                  "exp": now + 3600, "email": "scripted@example.com", "name": "Scripted User"}
+        if nonce is not None:
+            claims["nonce"] = nonce
+        claims.update(self.id_token_claims)
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+    def nonce_for(self, code: str) -> str | None:
+        return self._codes.get(code, {}).get("nonce")
+
+    # -- canned token answers ----------------------------------------------------------------
+    @staticmethod
+    def good_tokens(**id_overrides: Any) -> TokenAnswer:
+        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
+            body = {"access_token": "at-" + secrets.token_urlsafe(24), "token_type": "Bearer",
+                    "expires_in": 3600, "scope": "openid profile email offline_access",
+                    "refresh_token": "rt-" + secrets.token_urlsafe(24),
+                    "id_token": p.id_token(p.nonce_for(form.get("code", "")), **id_overrides)}
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        return answer
+
+    @staticmethod
+    def raw(status: int, body: bytes, content_type: str = "text/html",
+            delay: float = 0.0) -> TokenAnswer:
+        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
+            if delay:
+                time.sleep(delay)
+            return status, {"Content-Type": content_type}, body
+        return answer
+
+
+def _make_handler(provider: ScriptedProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _record(self, form: dict[str, str]) -> Recorded:
+            url = urlsplit(self.path)
+            rec = Recorded(self.command, url.path, dict(parse_qsl(url.query)), form,
+                           dict(self.headers.items()))
+            provider.requests.append(rec)
+            return rec
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, doc: Any, status: int = 200) -> None:
+            self._send(status, {"Content-Type": "application/json"}, json.dumps(doc).encode())
+
+        def do_GET(self) -> None:
+            rec = self._record({})
+            if rec.path == "/.well-known/openid-configuration":
+                self._json(provider.metadata())
+            elif rec.path == "/.well-known/jwks.json":
+                self._json(provider.jwks())
+            elif rec.path == "/authorize":
+                code = "code-" + secrets.token_urlsafe(16)
+                provider._codes[code] = rec.query
+                params = {"code": code, "state": rec.query.get("state", "")}
+                if provider.send_iss:
+                    params["iss"] = provider.iss_value or provider.issuer
+                location = rec.query["redirect_uri"] + "?" + urlencode(params)
+                self._send(302, {"Location": location}, b"")
+            else:
+                self._send(404, {"Content-Type": "text/plain"}, b"not found")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            rec = self._record(form)
+            if rec.path != "/oauth/token":
+                self._send(404, {"Content-Type": "text/plain"}, b"not found")
+                return
+            answers = provider.token_answers
+            answer = answers.pop(0) if len(answers) > 1 else (answers[0] if answers else None)
+            if answer is None:
+                self._json({"error": "server_error"}, 500)
+                return
+            self._send(*answer(form, provider))
+
+    return Handler

@@ -1,0 +1,200 @@
+"""`nbauth.login` end to end against the real local provider (node oidc-provider on loopback).
+
+A scripted person signs in through the provider's own HTML pages and the "browser" delivers the
+redirect to nbauth's listener, exactly as a real browser would; nothing inside nbauth is mocked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+import nbauth
+from nbauth.errors import (
+    AccessDeniedError,
+    LoginSupersededError,
+    LoginTimeoutError,
+    LoopbackBindError,
+)
+
+pytestmark = pytest.mark.provider
+
+
+def call_api(info, token):
+    return requests.get(info.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def listener_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("nbauth-loopback-")
+            and t.name != "nbauth-loopback-close"]
+
+
+def wait_until(predicate, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_login_then_call_the_api(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                         audience=provider.audience, port=0, timeout=60, open_browser=person)
+    person.join()
+    assert not person.errors
+    assert "Logged in" in person.pages[0] and "demo@example.com" in person.pages[0]
+    response = call_api(provider, creds.access_token)
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == "auth0|demo"
+    assert creds.identity.email == "demo@example.com"
+    assert creds.identity.name == "Demo User"
+    assert creds.can_refresh  # offline_access is in the default scope
+    assert "offline_access" in creds.scopes
+    # the session sends the token too, and shows none of it
+    session = creds.session()
+    assert session.get(provider.api_url, timeout=10).status_code == 200
+    assert creds.access_token not in repr(session) + repr(creds)
+    assert wait_until(lambda: not listener_threads())
+
+
+def test_authorize_url_as_sent(provider, browser):
+    person = browser()
+    nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                 audience=provider.audience, port=0, open_browser=person, timeout=60)
+    person.join()
+    q = {k: v[0] for k, v in parse_qs(urlsplit(person.urls[0]).query).items()}
+    assert urlsplit(person.urls[0]).path == "/authorize"
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert q["redirect_uri"].startswith("http://127.0.0.1:")
+    assert q["redirect_uri"].endswith("/callback")
+    assert q["audience"] == provider.audience
+    assert q["scope"] == "openid profile email offline_access"
+
+
+def test_without_audience_the_token_is_opaque_and_the_api_refuses_it(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=0,
+                         open_browser=person, timeout=60)
+    person.join()
+    assert call_api(provider, creds.access_token).status_code == 401
+
+
+def test_wrong_and_missing_state_are_ignored_then_the_right_one_completes(provider, browser):
+    person = browser()
+    forged = []
+
+    def open_browser(url):
+        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        port = urlsplit(redirect).port
+        for path in ("/callback?code=x", "/callback?code=x&state=wrong",
+                     "/callback?error=access_denied", "/callback?error=access_denied&state=bad",
+                     "/favicon.ico", "/callback"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            forged.append(conn.getresponse().status)
+            conn.close()
+        person(url)
+
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                         audience=provider.audience, port=0, timeout=60, open_browser=open_browser)
+    person.join()
+    assert all(400 <= s < 500 for s in forged), forged
+    assert call_api(provider, creds.access_token).status_code == 200
+
+
+def test_access_denied_ends_the_login_with_a_clear_error(provider, browser):
+    person = browser(decision="deny")
+    with pytest.raises(AccessDeniedError, match="access_denied") as info:
+        nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=0, timeout=60,
+                     open_browser=person)
+    person.join()
+    assert "approve" in str(info.value)
+    assert "Login failed" in person.pages[0]
+    assert wait_until(lambda: not listener_threads())
+
+
+def test_timeout_frees_the_port(provider):
+    started = time.monotonic()
+    with pytest.raises(LoginTimeoutError, match="--timeout"):
+        nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=0, timeout=1,
+                     open_browser=False)
+    assert time.monotonic() - started < 5
+    assert wait_until(lambda: not listener_threads())
+
+
+def test_port_in_use_fails_fast_and_no_browser_is_opened(provider):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    opened = []
+    try:
+        started = time.monotonic()
+        with pytest.raises(LoopbackBindError) as info:
+            nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=port,
+                         timeout=30, open_browser=opened.append)
+        assert time.monotonic() - started < 2
+    finally:
+        blocker.close()
+    assert opened == []
+    assert f"http://127.0.0.1:{port}/callback" in str(info.value)
+
+
+def test_a_second_login_supersedes_the_first_and_reuses_its_port(provider, browser):
+    first = nbauth.start_login(provider.issuer, provider.client_id, port=0, timeout=60)
+    port = first.port
+    second = nbauth.start_login(provider.issuer, provider.client_id, port=port, timeout=60)
+    assert second.port == port
+    with pytest.raises(LoginSupersededError):
+        first.wait(timeout=5)
+    person = browser()
+    person(second.url)
+    creds = second.wait(timeout=60)
+    person.join()
+    assert creds.identity.email == "demo@example.com"
+    # the first login's URL no longer completes anything
+    assert first.result() is None
+
+
+def test_same_fixed_port_works_for_login_after_login(provider, browser):
+    first = nbauth.start_login(provider.issuer, provider.client_id, port=0, timeout=60)
+    port = first.port
+    for _ in range(3):
+        pending = nbauth.start_login(provider.issuer, provider.client_id, port=port, timeout=60)
+        person = browser()
+        person(pending.url)
+        assert pending.wait(timeout=60).identity.email == "demo@example.com"
+        person.join()
+    first.cancel()
+
+
+def test_exact_port_client_with_a_registered_port(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.exact_client_id,
+                         port=list(provider.exact_ports), open_browser=person, timeout=60)
+    person.join()
+    assert creds.identity.subject == "auth0|demo"
+
+
+def test_cancel_ends_wait_and_frees_the_port(provider):
+    pending = nbauth.start_login(provider.issuer, provider.client_id, port=0, timeout=60)
+    port = pending.port
+    threading.Timer(0.3, pending.cancel).start()
+    with pytest.raises(nbauth.LoginCancelledError):
+        pending.wait(timeout=10)
+    socket.create_server(("127.0.0.1", port)).close()
+
+
+def test_unreachable_provider_is_explained():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    with pytest.raises(nbauth.ProviderError, match="Could not connect"):
+        nbauth.login(domain=f"http://127.0.0.1:{port}/", client_id="x", port=0,
+                     open_browser=False, timeout=5)

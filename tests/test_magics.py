@@ -1,0 +1,144 @@
+"""The magics in a real IPython shell, against the real provider.
+
+The scripted person copies the URL from the widget (as a person would with --no-browser).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import pytest
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+from scripted_user import complete_login
+
+pytestmark = pytest.mark.provider
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "nbauth")
+    return shell
+
+
+@pytest.fixture
+def magics(ip):
+    m = ip.magics_manager.registry["AuthMagics"]
+    yield m
+    for var in list(m._logins):
+        ip.run_line_magic("auth0_logout", f"--var {var}")
+
+
+def login_in_shell(ip, magics, provider, line="", var="access_token"):
+    with capture_output() as captured:
+        ip.run_line_magic(
+            "auth0_login",
+            f"--domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --no-wait {line}")
+    url = magics._logins[var].widget._url.value
+    assert url.startswith(provider.issuer + "authorize?")
+    page = complete_login(url)
+    pending = magics._logins[var].pending
+    if pending is not None:
+        pending.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while var not in ip.user_ns and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return page, captured
+
+
+def test_help_lists_every_option(ip):
+    doc = ip.find_line_magic("auth0_login").__doc__
+    for option in ("--domain", "--client-id", "--audience", "--scope", "--port", "--var",
+                   "--session-var", "--timeout", "--no-browser", "--no-wait"):
+        assert option in doc
+
+
+def test_login_puts_a_working_token_and_session_in_the_namespace(ip, magics, provider):
+    import requests
+
+    page, captured = login_in_shell(ip, magics, provider)
+    assert "Logged in" in page
+    token = ip.user_ns["access_token"]
+    session = ip.user_ns["auth0_session"]
+    assert requests.get(provider.api_url, headers={"Authorization": f"Bearer {token}"},
+                        timeout=10).status_code == 200
+    assert session.get(provider.api_url, timeout=10).status_code == 200
+    widget = magics._logins["access_token"].widget
+    assert "Logged in as" in widget.status_text and "demo@example.com" in widget.status_text
+    assert widget._url.value == "" and widget._button.value == ""
+    # nothing that displays them shows the token
+    with capture_output() as shown:
+        ip.run_cell("access_token")
+        ip.run_cell("auth0_session")
+        ip.run_line_magic("whos", "")
+        ip.run_line_magic("who", "")
+    assert str(token) not in shown.stdout + captured.stdout + captured.stderr
+    assert all(str(token) not in repr(v) for v in ip.user_ns["Out"].values())
+    with pytest.raises(TypeError):
+        pickle.dumps(token)
+    with pytest.raises(TypeError):
+        pickle.dumps(session)
+
+
+def test_custom_variable_names(ip, magics, provider):
+    login_in_shell(ip, magics, provider, "--var api_token --session-var api", var="api_token")
+    assert ip.user_ns["api"].get(provider.api_url, timeout=10).status_code == 200
+    assert "access_token" not in ip.user_ns
+
+
+def test_logout_removes_the_variables_and_updates_the_widget(ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    widget = magics._logins["access_token"].widget
+    session = ip.user_ns["auth0_session"]
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "")
+    assert "access_token" not in ip.user_ns and "auth0_session" not in ip.user_ns
+    assert "Logged out" in widget.status_text
+    assert "stays valid" in out.stdout
+    from nbauth.errors import LoginRequiredError
+
+    with pytest.raises(LoginRequiredError):
+        session.get(provider.api_url, timeout=10)
+
+
+def test_client_secret_on_the_magic_line_is_refused_without_echoing_it(ip):
+    with capture_output() as out:
+        result = ip.run_cell("%auth0_login --client-secret s3cr3t-value")
+    assert result.error_in_exec is not None
+    assert "AUTH0_CLIENT_SECRET" in str(result.error_in_exec)
+    assert "s3cr3t-value" not in str(result.error_in_exec) + out.stdout + out.stderr
+
+
+def test_missing_domain_names_the_setting(ip):
+    result = ip.run_cell("%auth0_login --client-id abc")
+    assert "AUTH0_DOMAIN" in str(result.error_in_exec)
+
+
+def test_environment_beats_config_and_options_beat_environment(ip, magics, provider, monkeypatch):
+    magics.config_defaults.domain = "https://config-domain.invalid/"
+    magics.config_defaults.client_id = "wrong-client"
+    try:
+        monkeypatch.setenv("AUTH0_DOMAIN", provider.issuer)
+        monkeypatch.setenv("AUTH0_CLIENT_ID", "also-wrong")
+        with capture_output():
+            ip.run_line_magic("auth0_login", f"--client-id {provider.client_id} --port 0 "
+                              "--no-browser --no-wait")
+        pending = magics._logins["access_token"].pending
+        assert pending.issuer == provider.issuer and pending.client_id == provider.client_id
+        pending.cancel()
+    finally:
+        magics.config_defaults.domain = ""
+        magics.config_defaults.client_id = ""
+
+
+def test_nbauth_errors_show_one_line(ip):
+    with capture_output() as out:
+        ip.run_cell("from nbauth.errors import LoginRequiredError\n"
+                    "def f():\n    secret_local = 'TOPSECRET'\n    raise LoginRequiredError('log in again')\n"
+                    "f()")
+    assert "LoginRequiredError" in out.stdout + out.stderr
+    assert "TOPSECRET" not in out.stdout + out.stderr
