@@ -9,7 +9,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .discovery import ProviderMetadata
 from .errors import (
@@ -28,6 +28,7 @@ __all__ = [
     "build_authorization_request",
     "check_authorization_response",
     "new_random_value",
+    "state_matches",
 ]
 
 DEFAULT_SCOPE = "openid profile email offline_access"

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Float, List, Int, Unicode
+from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from .authorize import DEFAULT_SCOPE
 from .errors import ConfigurationError
-from .flow import DEFAULT_TIMEOUT
+from .flow import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .loopback import DEFAULT_PORTS
 
 __all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]
@@ -132,7 +132,10 @@ class LoginSettings:
                 raise ConfigurationError(
                     f"--{name.replace('_', '-')} {values[name]!r} is not a valid Python name."
                 )
-        if values["timeout"] <= 0:
-            raise ConfigurationError(f"The timeout must be positive, not {values['timeout']}.")
+        if not 0 < values["timeout"] <= MAX_TIMEOUT:
+            raise ConfigurationError(
+                f"--timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "
+                f"not {values['timeout']}."
+            )
         values["audience"] = values["audience"] or None
         return cls(extra_params=extra, **values)

@@ -8,6 +8,7 @@ used again).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from .tokens import (
 )
 
 __all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Credentials:
         self._scope = response.scope or requested_scope
         self._refresh_token = response.refresh_token
         self._access = AccessToken(response.access_token, response.expires_at, clock)
+        self._lifetime = self._lifetime_of(response)
         self._valid = True
         self.refresh_count = 0
 
@@ -106,7 +110,12 @@ class Credentials:
         """FRESH, STALE or EXPIRED, by the injected clock."""
         if not self._valid:
             return TokenState.EXPIRED
-        return token_state(self.expires_at, self._clock(), self._threshold)
+        # A token that lives less than twice the threshold is STALE only in its second half,
+        # so short-lived tokens are not refreshed on every use.
+        threshold = self._threshold
+        if self._lifetime is not None:
+            threshold = min(threshold, self._lifetime / 2)
+        return token_state(self.expires_at, self._clock(), threshold)
 
     @property
     def can_refresh(self) -> bool:
@@ -132,14 +141,22 @@ class Credentials:
         if not self._valid:
             raise LoginRequiredError("These credentials were cleared. Log in again "
                                      "(re-run %auth0_login).")
-        if self.state is TokenState.FRESH or self._refresh_token is None:
+        if not self._needs_refresh():
             return self._access
-        seen = self._access
+        if self._refresh_token is None:
+            if self.state is TokenState.EXPIRED:
+                raise LoginRequiredError(
+                    "The access token has expired and no refresh token was granted. Log in "
+                    "again (re-run %auth0_login; the offline_access scope keeps you logged in).")
+            return self._access
         with self._lock:
-            # Another thread may have refreshed while we waited for the lock.
-            if self._access is seen and self.state is not TokenState.FRESH:
+            # Threads that waited for the lock find the token already refreshed.
+            if self._needs_refresh():
                 self._refresh_locked()
             return self._access
+
+    def _needs_refresh(self) -> bool:
+        return self.state is not TokenState.FRESH
 
     def refresh(self) -> None:
         """Refresh now, whatever the expiry (raises LoginRequiredError without a refresh token)."""
@@ -182,8 +199,12 @@ class Credentials:
         if response.scope:
             self._scope = response.scope
         self._access = AccessToken(response.access_token, response.expires_at, self._clock)
+        self._lifetime = self._lifetime_of(response)
         self.refresh_count += 1
         self._notify()
+
+    def _lifetime_of(self, response: TokenResponse) -> float | None:
+        return None if response.expires_at is None else response.expires_at - self._clock()
 
     def clear(self) -> None:
         """Forget every token held here (local only; the provider is not contacted)."""
@@ -196,8 +217,8 @@ class Credentials:
         for callback in list(self._listeners):
             try:
                 callback(self)
-            except Exception:  # a display hook must never break token renewal
-                pass
+            except Exception as exc:  # a display hook must never break the login
+                log.warning("nbauth: a status callback failed with %s", type(exc).__name__)
 
     # -- adapters ---------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ for "Run All".
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -20,12 +21,14 @@ from .authorize import (
     AuthorizationRequest,
     build_authorization_request,
     check_authorization_response,
+    state_matches,
 )
 from .credentials import Credentials, Identity
 from .discovery import ProviderMetadata, discover, issuer_from_domain
 from .errors import (
     AccessDeniedError,
     AuthorizationResponseError,
+    ConfigurationError,
     LoginCancelledError,
     LoginSupersededError,
     LoginTimeoutError,
@@ -40,8 +43,12 @@ from .tokens import Clock, parse_token_response
 
 __all__ = ["DEFAULT_TIMEOUT", "PendingLogin", "Status", "login", "start_login"]
 
+log = logging.getLogger(__name__)
+
 #: Seconds a login waits for the browser before giving up.
 DEFAULT_TIMEOUT = 300.0
+#: The longest a login may wait (a day).
+MAX_TIMEOUT = 86400.0
 
 StatusCallback = Callable[["Status"], None]
 
@@ -90,6 +97,10 @@ def _normalize_ports(port: int | str | Sequence[int] | None) -> tuple[int, ...]:
 
         return parse_ports(port)
     return tuple(port)
+
+
+class _AlreadyHandled(Exception):
+    """A second callback for a login that already has its response."""
 
 
 class PendingLogin:
@@ -198,29 +209,19 @@ class PendingLogin:
             "(and pass --timeout to allow more time)."))
 
     def _on_callback(self, params: Mapping[str, str]) -> Reply:
-        with self._lock:
-            if self._done.is_set() or self._claimed:
-                return Reply(409, "Login already handled",
-                             "This login has already received its response.")
-            try:
-                code = check_authorization_response(
-                    self._request, params,
-                    iss_required=self._metadata.authorization_response_iss_parameter_supported,
-                )
-            except StateMismatchError:
-                return Reply(400, "Not for this login",
-                             "This response does not belong to the login your notebook is "
-                             "waiting for, so it was ignored. The login is still waiting.")
-            except (AuthorizationResponseError, OAuthError) as exc:
-                self._claimed = True
-                failure: NbauthError = exc
-            else:
-                self._claimed = True
-                failure = None  # type: ignore[assignment]
-        if failure is not None:
-            self._finish(error=failure, close=False)
-            return Reply(400 if not isinstance(failure, AccessDeniedError) else 403,
-                         "Login failed", str(failure), final=True)
+        try:
+            code = self._claim(params)
+        except StateMismatchError:
+            return Reply(400, "Not for this login",
+                         "This response does not belong to the login your notebook is waiting "
+                         "for, so it was ignored. The login is still waiting.")
+        except _AlreadyHandled:
+            return Reply(409, "Login already handled",
+                         "This login has already received its response.")
+        except (AuthorizationResponseError, OAuthError) as exc:
+            self._finish(error=exc, close=False)
+            status = 403 if isinstance(exc, AccessDeniedError) else 400
+            return Reply(status, "Login failed", str(exc), final=True)
         self._set_status(Status(Status.EXCHANGING, "Completing the login…"))
         try:
             credentials = self._exchange(code)
@@ -230,6 +231,19 @@ class PendingLogin:
         self._finish(result=credentials, close=False)
         return Reply(200, "Logged in", f"You are logged in as {credentials.identity.label}.",
                      ok=True, final=True)
+
+    def _claim(self, params: Mapping[str, str]) -> str:
+        """Check the callback; the first one with the right state consumes the login."""
+        with self._lock:
+            if self._done.is_set() or self._claimed:
+                raise _AlreadyHandled
+            if not state_matches(self._request, params):
+                raise StateMismatchError("the callback's state does not match this login")
+            self._claimed = True  # the right state: this response decides, whatever it says
+        return check_authorization_response(
+            self._request, params,
+            iss_required=self._metadata.authorization_response_iss_parameter_supported,
+        )
 
     def _exchange(self, code: str) -> Credentials:
         """Token request (RFC 6749 §4.1.3 + RFC 7636 §4.5), then ID-token validation."""
@@ -299,8 +313,8 @@ class PendingLogin:
         for callback in list(self._callbacks):
             try:
                 callback(status)
-            except Exception:
-                pass
+            except Exception as exc:  # a display hook must never break the login
+                log.warning("nbauth: a status callback failed with %s", type(exc).__name__)
 
     def __repr__(self) -> str:
         return f"<nbauth.PendingLogin {self.status.phase} on port {self.port}>"
@@ -326,10 +340,11 @@ def start_login(
     A pending login with the same provider, client and audience is superseded: it ends with
     LoginSupersededError and its port is freed for this one.
     """
-    if timeout <= 0:
-        from .errors import ConfigurationError
-
-        raise ConfigurationError(f"The timeout must be a positive number of seconds, not {timeout}.")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"The timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "
+            f"not {timeout}."
+        )
     issuer = issuer_from_domain(domain)
     ports = _normalize_ports(port)
     client = client or ProviderClient()

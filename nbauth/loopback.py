@@ -35,6 +35,7 @@ MAX_CONNECTIONS = 16
 #: Seconds a connection may take to send its request (slow or half-open clients are dropped).
 CONNECTION_TIMEOUT = 10.0
 _MAX_QUERY_FIELDS = 32
+_PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1))
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class _Server(ThreadingHTTPServer):
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((LOOPBACK_HOST, port), _RequestHandler, bind_and_activate=False)
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+            exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE")  # noqa: B009 - Windows-only name
+            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
         try:
             self.server_bind()
             self.server_activate()
@@ -180,7 +182,7 @@ class CallbackListener:
             try:
                 return _Server(port, self)
             except OSError as exc:
-                if exc.errno in (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1)):
+                if exc.errno in _PORT_TAKEN:
                     busy.append(port)
                     continue
                 raise LoopbackBindError(

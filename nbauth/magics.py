@@ -30,7 +30,8 @@ _SECRET_OPTIONS = ("--client-secret", "--client_secret", "--secret", "--password
 
 def _in_remote_session() -> bool:
     """JupyterHub (and Binder) kernels run on another machine than the user's browser."""
-    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or os.environ.get("BINDER_SERVICE_HOST"))
+    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+                or os.environ.get("BINDER_SERVICE_HOST"))
 
 
 def _open_in_background(url: str) -> None:
@@ -154,14 +155,20 @@ class AuthMagics(Magics):
         if entry.credentials is not None:
             entry.credentials.clear()
         for name in (var, entry.settings.session_var):
-            self.shell.user_ns.pop(name, None)
-            self.shell.user_ns_hidden.pop(name, None)
+            self._shell.user_ns.pop(name, None)
+            self._shell.user_ns_hidden.pop(name, None)
         entry.widget.show_logged_out()
         print(f"Logged out: `{var}` was removed. Note that an access token already issued stays "
               "valid at the API until it expires.")
         return None
 
     # -- helpers ----------------------------------------------------------------------------
+    @property
+    def _shell(self) -> Any:
+        if self.shell is None:
+            raise RuntimeError("nbauth's magics need an IPython shell")
+        return self.shell
+
     def _settings(self, args: Any) -> LoginSettings:
         overrides: dict[str, Any] = {
             "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
@@ -205,13 +212,13 @@ class AuthMagics(Magics):
     def _install(self, credentials: Credentials, settings: LoginSettings, widget: Any) -> None:
         self._logins[settings.var] = _Login(settings, widget, credentials=credentials)
         # interactive=False: hidden from %who/%whos (which print part of a string's value).
-        self.shell.push({settings.var: credentials.current_token,
+        self._shell.push({settings.var: credentials.current_token,
                          settings.session_var: credentials.session()}, interactive=False)
 
         def refreshed(creds: Credentials) -> None:
             entry = self._logins.get(settings.var)
             if creds.valid and entry is not None and entry.credentials is creds:
-                self.shell.push({settings.var: creds.current_token}, interactive=False)
+                self._shell.push({settings.var: creds.current_token}, interactive=False)
                 widget.show_credentials(creds)
 
         credentials.on_change(refreshed)

@@ -132,10 +132,10 @@ def parse_token_response(
         raise ProviderError("The provider's token response has no access_token.")
     token_type = body.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        shown = token_type if isinstance(token_type, str) and len(token_type) < 40 else "(missing)"
         raise ProviderError(
-            "The provider's token response has token_type "
-            f"{token_type if isinstance(token_type, str) and len(token_type) < 40 else '(missing)'!r}"
-            "; nbauth only uses Bearer tokens (RFC 6750)."
+            f"The provider's token response has token_type {shown!r}; nbauth only uses Bearer "
+            "tokens (RFC 6750)."
         )
     refresh_token = body.get("refresh_token")
     if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
@@ -151,7 +151,7 @@ def parse_token_response(
     expires_in = _expires_in(body.get("expires_in"))
     return TokenResponse(
         access_token=access_token,
-        token_type="Bearer",
+        token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
         expires_at=None if expires_in is None else now + expires_in,
         scope=scope if isinstance(scope, str) else None,
         refresh_token=refresh_token,

@@ -49,7 +49,7 @@ class LoginWidget(widgets.VBox):
     @property
     def status_text(self) -> str:
         """The status line as plain text (for tests and logs)."""
-        return self._status.value
+        return str(self._status.value)
 
     def show_pending(self, url: str, note: str = "") -> None:
         """Show the Log in button and the URL while the login waits."""

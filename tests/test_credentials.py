@@ -1,0 +1,162 @@
+"""Credentials: expiry states with an injected clock, single-flight refresh, rotation (S-50…S-53)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from nbauth.credentials import Credentials, Identity
+from nbauth.errors import LoginRequiredError
+from nbauth.tokens import TokenResponse, TokenState
+
+from scripted_provider import ScriptedProvider
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def rotating_answers(count):
+    """Token answers that rotate the refresh token: rt-1 → rt-2 → …"""
+    def make(i):
+        def answer(form, p):
+            body = {"access_token": f"at-{i}", "token_type": "Bearer", "expires_in": 3600,
+                    "refresh_token": f"rt-{i}"}
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        return answer
+    return [make(i) for i in range(2, count + 2)]
+
+
+def credentials(p, clock, *, expires_in=3600.0, refresh_token="rt-1"):
+    response = TokenResponse(access_token="at-1", token_type="Bearer",
+                             expires_at=clock() + expires_in, scope="openid offline_access",
+                             refresh_token=refresh_token)
+    return Credentials(response, identity=Identity(subject="s"), issuer=p.issuer,
+                       client_id=p.client_id, token_endpoint=p.issuer + "oauth/token", clock=clock)
+
+
+def refresh_calls(p):
+    return [r for r in p.calls("/oauth/token") if r.form.get("grant_type") == "refresh_token"]
+
+
+def test_states_walk_fresh_stale_expired():
+    with ScriptedProvider() as p:
+        clock = Clock()
+        creds = credentials(p, clock)
+        assert creds.state is TokenState.FRESH
+        clock.now += 3600 - 30
+        assert creds.state is TokenState.STALE
+        clock.now += 60
+        assert creds.state is TokenState.EXPIRED
+
+
+def test_fresh_token_is_used_without_a_refresh():
+    with ScriptedProvider(token_answers=rotating_answers(1)) as p:
+        creds = credentials(p, Clock())
+        assert creds.token() == "at-1"
+        assert refresh_calls(p) == []
+
+
+def test_stale_token_is_refreshed_and_rotation_is_honoured():
+    with ScriptedProvider(token_answers=rotating_answers(2)) as p:
+        clock = Clock()
+        creds = credentials(p, clock)
+        seen = []
+        creds.on_change(lambda c: seen.append(c.current_token))
+        clock.now += 3590
+        assert creds.token() == "at-2"
+        clock.now += 3590
+        assert creds.token() == "at-3"
+        sent = [r.form["refresh_token"] for r in refresh_calls(p)]
+        assert sent == ["rt-1", "rt-2"]  # the rotated token replaced the old one
+        assert seen == ["at-2", "at-3"]
+
+
+def test_response_without_a_new_refresh_token_keeps_the_old_one():
+    def answer(form, p):
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"access_token": "at-x", "token_type": "Bearer", "expires_in": 3600}).encode()
+    with ScriptedProvider(token_answers=[answer]) as p:
+        clock = Clock()
+        creds = credentials(p, clock)
+        clock.now += 3590
+        creds.token()
+        clock.now += 3590
+        creds.token()
+        assert [r.form["refresh_token"] for r in refresh_calls(p)] == ["rt-1", "rt-1"]
+
+
+def test_twenty_threads_at_expiry_cause_one_refresh():
+    slow = ScriptedProvider.raw(200, json.dumps({
+        "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+        "refresh_token": "rt-2"}).encode(), "application/json", delay=0.3)
+    with ScriptedProvider(token_answers=[slow]) as p:
+        clock = Clock()
+        creds = credentials(p, clock)
+        clock.now += 3600
+        barrier = threading.Barrier(20)
+        results = []
+
+        def ask():
+            barrier.wait(timeout=10)
+            results.append(creds.token())
+
+        threads = [threading.Thread(target=ask) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert results == ["at-2"] * 20
+        assert len(refresh_calls(p)) == 1
+
+
+def test_invalid_grant_on_refresh_is_final():
+    refused = ScriptedProvider.raw(400, b'{"error": "invalid_grant"}', "application/json")
+    with ScriptedProvider(token_answers=[refused]) as p:
+        clock = Clock()
+        creds = credentials(p, clock)
+        clock.now += 3600
+        with pytest.raises(LoginRequiredError, match="%auth0_login"):
+            creds.token()
+        with pytest.raises(LoginRequiredError):
+            creds.token()
+        assert len(refresh_calls(p)) == 1
+        assert not creds.valid and not creds.can_refresh
+
+
+def test_expired_without_refresh_token_says_log_in_again():
+    with ScriptedProvider() as p:
+        clock = Clock()
+        creds = credentials(p, clock, refresh_token=None)
+        clock.now += 4000
+        clock.now -= 3600  # while it lasts it is used, stale or not
+        assert creds.token() == "at-1"
+        clock.now += 3600
+        assert creds.state is TokenState.EXPIRED
+        with pytest.raises(LoginRequiredError, match="offline_access"):
+            creds.token()
+        with pytest.raises(LoginRequiredError, match="offline_access"):
+            creds.refresh()
+
+
+def test_short_lived_tokens_are_not_refreshed_on_every_use():
+    with ScriptedProvider(token_answers=rotating_answers(1)) as p:
+        clock = Clock()
+        creds = credentials(p, clock, expires_in=30)
+        clock.now += 10
+        assert creds.state is TokenState.FRESH
+        clock.now += 10
+        assert creds.state is TokenState.STALE
+
+
+def test_repr_never_shows_tokens():
+    with ScriptedProvider() as p:
+        creds = credentials(p, Clock())
+        text = repr(creds) + repr(creds.session()) + repr(creds.auth) + creds._repr_html_()
+        assert "at-1" not in text and "rt-1" not in text
