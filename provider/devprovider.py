@@ -156,7 +156,8 @@ def _tail(path: str | None, limit: int = 4000) -> str:
 
 def _read_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     """Read the first stdout line of ``proc`` within ``timeout`` seconds; then keep draining."""
-    assert proc.stdout is not None
+    if proc.stdout is None:
+        raise ProviderError("the provider's stdout is not a pipe")
     lines: queue.Queue[bytes] = queue.Queue(maxsize=1)
     stdout = proc.stdout
 
@@ -234,7 +235,7 @@ def _start(
 ) -> tuple[subprocess.Popen[bytes], ProviderInfo]:
     _check_installed()
     cmd = [_node_executable(node), str(SERVER_SCRIPT), "--exit-on-stdin-close", *args]
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - a fixed command: node + our own script + int flags
         cmd,
         cwd=str(PROVIDER_DIR),
         stdin=subprocess.PIPE,

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 import requests
 
 DEFAULT_USERNAME = "demo@example.com"
-DEFAULT_PASSWORD = "nbauth-demo"
+DEFAULT_PASSWORD = "nbauth-demo"  # noqa: S105 - the demo users' published password
 MAX_STEPS = 12
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 

@@ -507,6 +507,16 @@ provider.use(async (ctx, next) => {
     // Auth0 tells the device how often to poll; oidc-provider omits it (RFC 8628 default 5).
     ctx.body.interval = opts.deviceInterval;
   }
+  if (ctx.method === 'POST' && ctx.path === '/oauth/token' && ctx.status === 200
+      && ctx.body && typeof ctx.body === 'object' && typeof ctx.body.scope === 'string') {
+    // With an audience, oidc-provider's token response lists only the API's scopes (the access
+    // token's); Auth0 lists every granted scope ("openid profile email offline_access read:...").
+    const entities = ctx.oidc?.entities || {};
+    const source = entities.RefreshToken || entities.AuthorizationCode || entities.DeviceCode;
+    const requested = ctx.oidc?.params?.scope;
+    const granted = typeof requested === 'string' && requested ? requested : source?.scope;
+    if (typeof granted === 'string' && granted) ctx.body.scope = granted;
+  }
 });
 
 async function readForm(ctx) {

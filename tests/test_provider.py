@@ -31,6 +31,7 @@ SCOPES = "openid profile email offline_access read:messages"
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[ProviderInfo]:
+    """A provider of this module's own (deliberately shadows any conftest fixture)."""
     with running_provider() as info:
         yield info
 
@@ -226,6 +227,7 @@ def test_code_flow_with_audience_gives_jwt_accepted_by_api(
     tokens = login_and_exchange(provider, web, audience=provider.audience)
     assert tokens["token_type"].lower() == "bearer"
     assert "refresh_token" in tokens  # offline_access honoured without prompt=consent
+    assert set(tokens["scope"].split()) == set(SCOPES.split())  # every granted scope, like Auth0
 
     header, claims = jwt_parts(tokens["access_token"])
     assert header["alg"] == "RS256" and header["kid"]
@@ -598,4 +600,14 @@ def test_provider_stops_when_the_context_exits() -> None:
 def test_missing_ready_line_fails_with_stderr_tail() -> None:
     # -1 is rejected by the server's own argument parser: it exits without a ready line.
     with pytest.raises(ProviderError, match="api-port"), running_provider(api_port=-1):
+        pass
+
+
+def test_missing_node_modules_gives_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import devprovider
+
+    monkeypatch.setattr(devprovider, "PROVIDER_DIR", tmp_path)
+    with pytest.raises(ProviderError, match="npm ci --prefix provider"), running_provider():
         pass
