@@ -7,10 +7,6 @@ completes — under names hidden from %who/%whos, whose output would print part 
 
 from __future__ import annotations
 
-import os
-import threading
-import webbrowser
-from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -19,25 +15,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .config import LoginSettings, NbauthConfig, parse_ports
-from .credentials import Credentials
-from .errors import ConfigurationError, LoginCancelledError, NbauthError
-from .flow import PendingLogin, Status, start_login
+from .errors import ConfigurationError
+from .notebook import NotebookLogin
 
 __all__ = ["AuthMagics", "nbauth_exception_handler"]
 
 _SECRET_OPTIONS = ("--client-secret", "--client_secret", "--secret", "--password")
-
-
-def _in_remote_session() -> bool:
-    """JupyterHub (and Binder) kernels run on another machine than the user's browser."""
-    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-                or os.environ.get("BINDER_SERVICE_HOST"))
-
-
-def _open_in_background(url: str) -> None:
-    # webbrowser can block (xdg-open); the kernel must not.
-    threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
-                     name="nbauth-open-browser", daemon=True).start()
 
 
 def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: BaseException,
@@ -48,16 +31,6 @@ def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: Base
     return stb
 
 
-@dataclass
-class _Login:
-    """One login shown in the notebook, keyed by its token variable."""
-
-    settings: LoginSettings
-    widget: Any
-    pending: PendingLogin | None = None
-    credentials: Credentials | None = None
-
-
 @magics_class
 class AuthMagics(Magics):
     """Log in to Auth0 or any OpenID Connect provider from a notebook."""
@@ -65,7 +38,7 @@ class AuthMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.config_defaults = NbauthConfig(parent=shell)
-        self._logins: dict[str, _Login] = {}
+        self.logins: dict[str, NotebookLogin] = {}
 
     @magic_arguments()
     @argument("--domain", help="Auth0 tenant domain (example.eu.auth0.com) or issuer URL "
@@ -108,33 +81,16 @@ class AuthMagics(Magics):
                 )
         args = parse_argstring(self.auth0_login, line)
         settings = self._settings(args)
-        self._supersede_display(settings.var)
-
-        from .widget import LoginWidget
-
-        widget = LoginWidget(settings.domain)
-        display(widget)
-        try:
-            pending = start_login(
-                settings.domain, settings.client_id, audience=settings.audience,
-                scope=settings.scope, port=settings.ports, timeout=settings.timeout,
-                extra_params=settings.extra_params,
-            )
-        except NbauthError as exc:
-            widget.show_error(str(exc))
-            raise
-        self._logins[settings.var] = _Login(settings, widget, pending=pending)
-        widget.show_pending(pending.url, note=f"(callback {pending.redirect_uri})")
-        pending.on_status(lambda status: self._on_status(status, pending, settings, widget))
-        if settings.open_browser and not _in_remote_session():
-            _open_in_background(pending.url)
+        previous = self.logins.get(settings.var)
+        if previous is not None:
+            previous.supersede()
+            previous.widget.show_error("Replaced by a newer login (the cell was run again).")
+        login = self.logins[settings.var] = NotebookLogin(self._shell, settings)
+        display(login.widget)
+        login.start()
         if not settings.wait:
             return None
-        try:
-            credentials = pending.wait()
-        except KeyboardInterrupt:
-            widget.show_error("Login cancelled: the kernel was interrupted.")
-            raise
+        credentials = login.wait()
         print(f"Logged in as {credentials.identity.label}. "
               f"`{settings.var}` and `{settings.session_var}` are ready.")
         return None
@@ -146,18 +102,11 @@ class AuthMagics(Magics):
         """Forget the login: remove its namespace variables and clear its widget."""
         args = parse_argstring(self.auth0_logout, line)
         var = args.var or self.config_defaults.var
-        entry = self._logins.pop(var, None)
-        if entry is None:
+        login = self.logins.pop(var, None)
+        if login is None:
             print(f"No login is stored under `{var}`.")
             return None
-        if entry.pending is not None and not entry.pending.done():
-            entry.pending.cancel("Logged out before the login finished.")
-        if entry.credentials is not None:
-            entry.credentials.clear()
-        for name in (var, entry.settings.session_var):
-            self._shell.user_ns.pop(name, None)
-            self._shell.user_ns_hidden.pop(name, None)
-        entry.widget.show_logged_out()
+        login.logout()
         print(f"Logged out: `{var}` was removed. Note that an access token already issued stays "
               "valid at the API until it expires.")
         return None
@@ -193,33 +142,3 @@ class AuthMagics(Magics):
             return LoginSettings.resolve(self.config_defaults, overrides)
         except ConfigurationError as exc:
             raise UsageError(f"{exc}") from None
-
-    def _supersede_display(self, var: str) -> None:
-        entry = self._logins.get(var)
-        if entry is not None and entry.pending is not None and not entry.pending.done():
-            entry.pending._supersede()
-
-    def _on_status(self, status: Status, pending: PendingLogin, settings: LoginSettings,
-                   widget: Any) -> None:
-        widget.update(status)
-        if status.phase == Status.FAILED and isinstance(status.error, LoginCancelledError):
-            return
-        credentials = pending.result()
-        if status.phase != Status.SUCCEEDED or credentials is None:
-            return
-        self._install(credentials, settings, widget)
-
-    def _install(self, credentials: Credentials, settings: LoginSettings, widget: Any) -> None:
-        self._logins[settings.var] = _Login(settings, widget, credentials=credentials)
-        # interactive=False: hidden from %who/%whos (which print part of a string's value).
-        self._shell.push({settings.var: credentials.current_token,
-                         settings.session_var: credentials.session()}, interactive=False)
-
-        def refreshed(creds: Credentials) -> None:
-            entry = self._logins.get(settings.var)
-            if creds.valid and entry is not None and entry.credentials is creds:
-                self._shell.push({settings.var: creds.current_token}, interactive=False)
-                widget.show_credentials(creds)
-
-        credentials.on_change(refreshed)
-        widget.show_credentials(credentials)

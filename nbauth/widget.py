@@ -1,14 +1,20 @@
-"""The login widget: a "Log in" link-button, the URL to copy, and a status line.
+"""The login widget: a "Log in" link-button, the URL to copy, a status line, and controls.
 
 Only text meant for people is ever synced to the browser. The authorization URL (which carries
 the login's state) is shown only while the login waits and is blanked as soon as it ends, so
 saved widget state holds no token, code, verifier or state value.
+
+The widget does no OAuth itself: its buttons call the callbacks the notebook glue registers
+(`on_cancel`, `on_logout`, `on_retry`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from html import escape
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -18,67 +24,140 @@ from .tokens import describe_remaining
 
 __all__ = ["LoginWidget"]
 
-_BUTTON_STYLE = (
-    "display:inline-block;padding:4px 14px;border-radius:4px;background:#1f6feb;color:#fff;"
-    "text-decoration:none;font-weight:600"
+_LINK_STYLE = (
+    "display:inline-block;padding:3px 14px;border-radius:4px;background:#1f6feb;color:#fff;"
+    "text-decoration:none;font-weight:600;line-height:22px"
 )
+#: Seconds between updates of "expires in …" while logged in.
+TICK_SECONDS = 15.0
+
+Callback = Callable[[], None]
+
+
+def _hide(widget: Any, hidden: bool) -> None:
+    widget.layout.display = "none" if hidden else None
 
 
 class LoginWidget(widgets.VBox):
-    """What a person sees for one login: provider, Log in button, URL, status."""
+    """What a person sees for one login: provider, Log in, URL, status, Cancel / Log out."""
 
     def __init__(self, provider: str, *, mode: str = "") -> None:
         self._title = widgets.HTML(
             value=f"<b>Log in to {escape(provider)}</b>"
             + (f" <small>({escape(mode)})</small>" if mode else "")
         )
-        self._button = widgets.HTML(value="")
+        self._link = widgets.HTML(value="")
+        self._retry = widgets.Button(description="Log in", button_style="primary",
+                                     tooltip="Start a new login", icon="sign-in")
+        self._cancel = widgets.Button(description="Cancel", tooltip="Stop waiting for this login")
+        self._logout = widgets.Button(description="Log out", tooltip="Forget this login")
         self._url = widgets.Text(
-            value="", description="URL", disabled=False,
-            layout=widgets.Layout(width="100%", display="none"),
+            value="", description="URL", layout=widgets.Layout(width="100%"),
             tooltip="Copy this address into your browser if the button does not open it",
         )
         self._status = widgets.HTML(value="<i>Preparing the login…</i>")
-        super().__init__(children=[self._title, self._button, self._url, self._status])
+        row = widgets.HBox([self._link, self._retry, self._cancel, self._logout])
+        super().__init__(children=[self._title, row, self._url, self._status])
         self.add_class("nbauth-login")
+        self._callbacks: dict[str, Callback] = {}
+        self._retry.on_click(lambda _: self._fire("retry"))
+        self._cancel.on_click(lambda _: self._fire("cancel"))
+        self._logout.on_click(lambda _: self._fire("logout"))
+        self._credentials: Credentials | None = None
+        self._ticker: threading.Timer | None = None
+        self._show(link=False, retry=False, cancel=False, logout=False)
 
     # The default repr lists child values (the URL among them) and is saved as text/plain.
     def __repr__(self) -> str:
         return "<nbauth login widget>"
 
+    # -- callbacks --------------------------------------------------------------------------
+    def on_cancel(self, callback: Callback) -> None:
+        self._callbacks["cancel"] = callback
+
+    def on_logout(self, callback: Callback) -> None:
+        self._callbacks["logout"] = callback
+
+    def on_retry(self, callback: Callback) -> None:
+        self._callbacks["retry"] = callback
+
+    def _fire(self, name: str) -> None:
+        callback = self._callbacks.get(name)
+        if callback is not None:
+            callback()
+
+    # -- what tests and people read --------------------------------------------------------------
     @property
     def status_text(self) -> str:
-        """The status line as plain text (for tests and logs)."""
+        """The status line's HTML (escaped text for people)."""
         return str(self._status.value)
 
+    # -- states ---------------------------------------------------------------------------------
     def show_pending(self, url: str, note: str = "") -> None:
-        """Show the Log in button and the URL while the login waits."""
-        safe = escape(url, quote=True)
-        self._button.value = (
-            f'<a href="{safe}" target="_blank" rel="noopener noreferrer" '
-            f'style="{_BUTTON_STYLE}">Log in</a>'
+        """Show the Log in link and the URL while the login waits."""
+        self._stop_ticker()
+        self._credentials = None
+        self._link.value = (
+            f'<a href="{escape(url, quote=True)}" target="_blank" rel="noopener noreferrer" '
+            f'style="{_LINK_STYLE}">Log in</a>'
         )
         self._url.value = url
-        self._url.layout.display = None
+        self._show(link=True, retry=False, cancel=True, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
 
     def update(self, status: Status) -> None:
-        """Reflect a login's status; the URL disappears once the login has ended."""
-        if status.done:
-            self._end_pending()
+        """Reflect a login's progress; the URL disappears once the login has ended."""
         if status.phase == Status.SUCCEEDED:
             return  # show_credentials() follows with the details
         if status.phase == Status.FAILED:
-            self._set_status(status.message, error=True)
+            self.show_error(status.message)
         else:
             self._set_status(status.message)
 
-    def show_credentials(self, credentials: Credentials, clock: float | None = None) -> None:
-        """'Logged in as …', with expiry and scopes (never a token)."""
-        self._end_pending()
-        now = time.time() if clock is None else clock
-        remaining = None if credentials.expires_at is None else credentials.expires_at - now
+    def show_credentials(self, credentials: Credentials) -> None:
+        """'Logged in as …', with time left (kept up to date) and scopes — never a token."""
+        self._credentials = credentials
+        self._show(link=False, retry=False, cancel=False, logout=True)
+        self._render_credentials()
+        self._start_ticker()
+
+    def show_error(self, message: str) -> None:
+        """The failure in words, and the Log in button to try again."""
+        self._stop_ticker()
+        self._show(link=False, retry=True, cancel=False, logout=False)
+        self._set_status(message, error=True)
+
+    def show_logged_out(self, message: str = "Logged out.") -> None:
+        self._stop_ticker()
+        self._credentials = None
+        self._show(link=False, retry=True, cancel=False, logout=False)
+        self._set_status(message)
+
+    def close(self) -> None:
+        self._stop_ticker()
+        super().close()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _show(self, *, link: bool, retry: bool, cancel: bool, logout: bool,
+              url: bool = False) -> None:
+        if not link:
+            self._link.value = ""
+        if not url:
+            self._url.value = ""
+        _hide(self._link, not link)
+        _hide(self._url, not url)
+        _hide(self._retry, not retry)
+        _hide(self._cancel, not cancel)
+        _hide(self._logout, not logout)
+
+    def _render_credentials(self) -> None:
+        credentials = self._credentials
+        if credentials is None:
+            return
+        remaining = None if credentials.expires_at is None else credentials.expires_at - time.time()
         details = describe_remaining(remaining)
+        if credentials.can_refresh:
+            details += ", renews itself"
         if credentials.scopes:
             details += "; scopes: " + " ".join(credentials.scopes)
         self._status.value = (
@@ -87,18 +166,24 @@ class LoginWidget(widgets.VBox):
             f"<small>({escape(details)})</small>"
         )
 
-    def show_error(self, message: str) -> None:
-        self._end_pending()
-        self._set_status(message, error=True)
+    def _start_ticker(self) -> None:
+        self._stop_ticker()
+        ticker = threading.Timer(TICK_SECONDS, self._tick)
+        ticker.daemon = True
+        ticker.name = "nbauth-widget-ticker"
+        self._ticker = ticker
+        ticker.start()
 
-    def show_logged_out(self, message: str = "Logged out.") -> None:
-        self._end_pending()
-        self._set_status(message)
+    def _tick(self) -> None:
+        if self._credentials is None or not self._credentials.valid:
+            return
+        self._render_credentials()
+        self._start_ticker()
 
-    def _end_pending(self) -> None:
-        self._button.value = ""
-        self._url.value = ""
-        self._url.layout.display = "none"
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     def _set_status(self, text: str, *, error: bool = False) -> None:
         style = " style='color:#b42318'" if error else ""

@@ -28,7 +28,7 @@ def ip():
 def magics(ip):
     m = ip.magics_manager.registry["AuthMagics"]
     yield m
-    for var in list(m._logins):
+    for var in list(m.logins):
         ip.run_line_magic("auth0_logout", f"--var {var}")
 
 
@@ -38,10 +38,10 @@ def login_in_shell(ip, magics, provider, line="", var="access_token"):
             "auth0_login",
             f"--domain {provider.issuer} --client-id {provider.client_id} "
             f"--audience {provider.audience} --port 0 --no-browser --no-wait {line}")
-    url = magics._logins[var].widget._url.value
+    url = magics.logins[var].widget._url.value
     assert url.startswith(provider.issuer + "authorize?")
     page = complete_login(url)
-    pending = magics._logins[var].pending
+    pending = magics.logins[var].pending
     if pending is not None:
         pending.wait(timeout=30)
     deadline = time.monotonic() + 10
@@ -67,9 +67,9 @@ def test_login_puts_a_working_token_and_session_in_the_namespace(ip, magics, pro
     assert requests.get(provider.api_url, headers={"Authorization": f"Bearer {token}"},
                         timeout=10).status_code == 200
     assert session.get(provider.api_url, timeout=10).status_code == 200
-    widget = magics._logins["access_token"].widget
+    widget = magics.logins["access_token"].widget
     assert "Logged in as" in widget.status_text and "demo@example.com" in widget.status_text
-    assert widget._url.value == "" and widget._button.value == ""
+    assert widget._url.value == "" and widget._link.value == ""
     # nothing that displays them shows the token
     with capture_output() as shown:
         ip.run_cell("access_token")
@@ -92,7 +92,7 @@ def test_custom_variable_names(ip, magics, provider):
 
 def test_logout_removes_the_variables_and_updates_the_widget(ip, magics, provider):
     login_in_shell(ip, magics, provider)
-    widget = magics._logins["access_token"].widget
+    widget = magics.logins["access_token"].widget
     session = ip.user_ns["auth0_session"]
     with capture_output() as out:
         ip.run_line_magic("auth0_logout", "")
@@ -127,7 +127,7 @@ def test_environment_beats_config_and_options_beat_environment(ip, magics, provi
         with capture_output():
             ip.run_line_magic("auth0_login", f"--client-id {provider.client_id} --port 0 "
                               "--no-browser --no-wait")
-        pending = magics._logins["access_token"].pending
+        pending = magics.logins["access_token"].pending
         assert pending.issuer == provider.issuer and pending.client_id == provider.client_id
         pending.cancel()
     finally:

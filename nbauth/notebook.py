@@ -1,0 +1,143 @@
+"""One login as a notebook shows it: the flow, its widget, and the namespace variables.
+
+`NotebookLogin` wires `start_login` to a `LoginWidget` and to the user's namespace: it starts
+(and restarts) logins, cancels them, logs out, and keeps `access_token` current after refreshes.
+Widget buttons may be clicked from another thread than the cell's (JupyterLab runs comm
+messages on a subshell while a cell waits), so everything here is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import webbrowser
+from typing import Any
+
+from .config import LoginSettings
+from .credentials import Credentials
+from .errors import LoginCancelledError, NbauthError
+from .flow import PendingLogin, Status, start_login
+from .widget import LoginWidget
+
+__all__ = ["NotebookLogin", "in_remote_session"]
+
+
+def in_remote_session() -> bool:
+    """JupyterHub (and Binder) kernels run on another machine than the user's browser."""
+    return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+                or os.environ.get("BINDER_SERVICE_HOST"))
+
+
+def _open_in_background(url: str) -> None:
+    # webbrowser can block (it waits for $BROWSER or xdg-open); the kernel must not.
+    threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
+                     name="nbauth-open-browser", daemon=True).start()
+
+
+class NotebookLogin:
+    """The login shown under one variable name, with its widget and namespace entries."""
+
+    def __init__(self, shell: Any, settings: LoginSettings) -> None:
+        self.shell = shell
+        self.settings = settings
+        self.widget = LoginWidget(settings.domain)
+        self.pending: PendingLogin | None = None
+        self.credentials: Credentials | None = None
+        self._lock = threading.RLock()
+        self.widget.on_cancel(lambda: self.cancel("Login cancelled."))
+        self.widget.on_logout(self.logout)
+        self.widget.on_retry(self._retry)
+
+    # -- actions ----------------------------------------------------------------------------
+    def start(self) -> PendingLogin:
+        """Begin a login (superseding this one's pending login) and show its URL."""
+        settings = self.settings
+        with self._lock:
+            try:
+                pending = start_login(
+                    settings.domain, settings.client_id, audience=settings.audience,
+                    scope=settings.scope, port=settings.ports, timeout=settings.timeout,
+                    extra_params=settings.extra_params,
+                )
+            except NbauthError as exc:
+                self.widget.show_error(str(exc))
+                raise
+            self.pending = pending
+        self.widget.show_pending(pending.url, note=f"(callback {pending.redirect_uri})")
+        pending.on_status(lambda status: self._on_status(pending, status))
+        if settings.open_browser and not in_remote_session():
+            _open_in_background(pending.url)
+        return pending
+
+    def wait(self) -> Credentials:
+        """Block until the pending login ends (Ctrl-C / kernel interrupt cancels it)."""
+        pending = self.pending
+        if pending is None:
+            raise LoginCancelledError("No login is pending.")
+        try:
+            return pending.wait()
+        except KeyboardInterrupt:
+            self.widget.show_error("Login cancelled: the kernel was interrupted.")
+            raise
+
+    def cancel(self, reason: str = "Login cancelled.") -> None:
+        """Stop the pending login, if any, and free its port."""
+        pending = self.pending
+        if pending is not None and not pending.done():
+            pending.cancel(reason)
+
+    def supersede(self) -> None:
+        """End the pending login because a newer one for the same variable starts."""
+        pending = self.pending
+        if pending is not None and not pending.done():
+            pending._supersede()
+
+    def logout(self) -> None:
+        """Forget the credentials and remove the namespace variables."""
+        with self._lock:
+            self.cancel("Logged out before the login finished.")
+            credentials, self.credentials = self.credentials, None
+            if credentials is not None:
+                credentials.clear()
+            for name in (self.settings.var, self.settings.session_var):
+                self.shell.user_ns.pop(name, None)
+                self.shell.user_ns_hidden.pop(name, None)
+        self.widget.show_logged_out(
+            "Logged out. An access token already issued stays valid at the API until it expires."
+        )
+
+    # -- internals --------------------------------------------------------------------------
+    def _retry(self) -> None:
+        try:
+            self.start()
+        except NbauthError:
+            pass  # already shown in the widget
+
+    def _on_status(self, pending: PendingLogin, status: Status) -> None:
+        if pending is not self.pending:
+            return  # an older attempt: a newer one owns the widget now
+        self.widget.update(status)
+        credentials = pending.result()
+        if status.phase == Status.SUCCEEDED and credentials is not None:
+            self._install(credentials)
+
+    def _install(self, credentials: Credentials) -> None:
+        with self._lock:
+            previous, self.credentials = self.credentials, credentials
+            if previous is not None and previous is not credentials:
+                previous.clear()
+            # interactive=False: hidden from %who/%whos (which print part of a string's value).
+            self.shell.push({self.settings.var: credentials.current_token,
+                             self.settings.session_var: credentials.session()},
+                            interactive=False)
+        credentials.on_change(self._on_credentials_change)
+        self.widget.show_credentials(credentials)
+
+    def _on_credentials_change(self, credentials: Credentials) -> None:
+        if credentials is not self.credentials:
+            return
+        if credentials.valid:
+            self.shell.push({self.settings.var: credentials.current_token}, interactive=False)
+            self.widget.show_credentials(credentials)
+        else:
+            self.widget.show_logged_out("The login has ended: run %auth0_login again.")

@@ -1,0 +1,144 @@
+"""The login widget's states and controls, driven in a real IPython shell against the real provider.
+
+Buttons are clicked with `Button.click()` (what a frontend's comm message triggers); the browser
+suite (tests/browser) clicks them in real JupyterLab and Notebook 7.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+from scripted_user import complete_login
+
+pytestmark = pytest.mark.provider
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "nbauth")
+    return shell
+
+
+@pytest.fixture
+def magics(ip):
+    m = ip.magics_manager.registry["AuthMagics"]
+    yield m
+    for login in list(m.logins.values()):
+        login.logout()
+    m.logins.clear()
+
+
+def start(ip, magics, provider, extra=""):
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --audience {provider.audience} --port 0 "
+                          f"--no-browser --no-wait {extra}")
+    return magics.logins["access_token"]
+
+
+def wait_for(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert predicate()
+
+
+def visible(w):
+    return w.layout.display != "none"
+
+
+def test_pending_state_shows_link_url_and_cancel(ip, magics, provider):
+    login = start(ip, magics, provider)
+    w = login.widget
+    assert "Log in to" in w._title.value
+    assert 'target="_blank"' in w._link.value and ">Log in</a>" in w._link.value
+    assert 'rel="noopener noreferrer"' in w._link.value
+    assert w._url.value == login.pending.url
+    assert visible(w._cancel) and not visible(w._logout) and not visible(w._retry)
+    assert "Waiting for you to log in" in w.status_text
+
+
+def test_cancel_button_stops_the_login_and_offers_retry(ip, magics, provider):
+    login = start(ip, magics, provider)
+    pending = login.pending
+    login.widget._cancel.click()
+    wait_for(pending.done)
+    w = login.widget
+    assert "cancelled" in w.status_text.lower()
+    assert w._url.value == "" and w._link.value == ""
+    assert visible(w._retry) and not visible(w._cancel)
+    # retry starts a fresh attempt with a new URL, which completes
+    w._retry.click()
+    assert login.pending is not pending and w._url.value
+    complete_login(w._url.value)
+    wait_for(lambda: "access_token" in ip.user_ns)
+    assert "Logged in as" in w.status_text
+
+
+def test_logged_in_state_shows_who_expiry_scopes_and_logout(ip, magics, provider):
+    login = start(ip, magics, provider)
+    complete_login(login.widget._url.value)
+    wait_for(lambda: "Logged in as" in login.widget.status_text)
+    w = login.widget
+    assert "Demo User" in w.status_text and "demo@example.com" in w.status_text
+    assert "expires in" in w.status_text and "offline_access" in w.status_text
+    assert visible(w._logout) and not visible(w._cancel) and not visible(w._url)
+    w._logout.click()
+    assert "access_token" not in ip.user_ns and "auth0_session" not in ip.user_ns
+    assert "Logged out" in w.status_text and visible(w._retry)
+
+
+def test_denied_login_is_shown_in_words_with_retry(ip, magics, provider):
+    login = start(ip, magics, provider)
+    complete_login(login.widget._url.value, decision="deny")
+    wait_for(login.pending.done)
+    assert "access_denied" in login.widget.status_text
+    assert "approve" in login.widget.status_text
+    assert visible(login.widget._retry)
+
+
+def test_rerunning_the_cell_supersedes_the_pending_login(ip, magics, provider):
+    first = start(ip, magics, provider)
+    first_pending = first.pending
+    second = start(ip, magics, provider)
+    wait_for(first_pending.done)
+    assert "newer login" in first.widget.status_text
+    assert first.widget._url.value == ""
+    complete_login(second.widget._url.value)
+    wait_for(lambda: "Logged in as" in second.widget.status_text)
+
+
+def test_widget_state_holds_no_secret(ip, magics, provider):
+    from ipywidgets import Widget
+    from ipywidgets.embed import embed_data
+
+    login = start(ip, magics, provider)
+    url = login.widget._url.value
+    complete_login(url)
+    wait_for(lambda: "access_token" in ip.user_ns)
+    token = str(ip.user_ns["access_token"])
+    refresh = login.credentials._refresh_token
+    from urllib.parse import parse_qs, urlsplit
+
+    q = parse_qs(urlsplit(url).query)
+    state = json.dumps(Widget.get_manager_state()) + json.dumps(embed_data(views=[login.widget]))
+    for secret in (token, refresh, q["state"][0], q["nonce"][0], q["code_challenge"][0]):
+        assert secret not in state
+    assert "Logged in as" in state
+
+
+def test_expiry_text_is_kept_up_to_date(ip, magics, provider):
+
+    login = start(ip, magics, provider)
+    complete_login(login.widget._url.value)
+    wait_for(lambda: "Logged in as" in login.widget.status_text)
+    creds = login.credentials
+    creds._access.expires_at = time.time() + 125  # as if two minutes were left
+    login.widget._tick()
+    assert "expires in 2m" in login.widget.status_text
