@@ -80,3 +80,13 @@ class ScriptedBrowser:
 @pytest.fixture
 def browser() -> Callable[..., ScriptedBrowser]:
     return ScriptedBrowser
+
+
+@pytest.fixture(scope="session")
+def ip():
+    """IPython's global test shell (one per process) with nbauth loaded."""
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    shell = start_ipython() or get_ipython()
+    shell.run_line_magic("load_ext", "nbauth")
+    return shell

@@ -10,19 +10,11 @@ import json
 import time
 
 import pytest
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
 from scripted_user import complete_login
 
 pytestmark = pytest.mark.provider
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython()
-    shell.run_line_magic("load_ext", "nbauth")
-    return shell
 
 
 @pytest.fixture
