@@ -46,6 +46,10 @@ _RESERVED = frozenset(
 )
 
 
+#: Longest authorization URL built; longer ones are refused by browsers, proxies or providers.
+MAX_URL_LENGTH = 8000
+
+
 def new_random_value() -> str:
     """A fresh 256-bit URL-safe value for state and nonce (RFC 6749 §10.10 asks ≥ 128)."""
     return secrets.token_urlsafe(32)
@@ -115,6 +119,11 @@ def build_authorization_request(
     parts = urlsplit(metadata.authorization_endpoint)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     url = urlunsplit(parts._replace(query=urlencode(query)))
+    if len(url) > MAX_URL_LENGTH:
+        raise ConfigurationError(
+            f"The login URL would be {len(url)} characters long; browsers and providers refuse "
+            f"URLs over about {MAX_URL_LENGTH}. Shorten the scope or the extra parameters."
+        )
     return AuthorizationRequest(
         url=url,
         redirect_uri=redirect_uri,

@@ -7,6 +7,7 @@ NBAUTH_PORTS, NBAUTH_SCOPE), then the magic's own options.
 
 from __future__ import annotations
 
+import keyword
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,16 @@ def parse_ports(text: str) -> tuple[int, ...]:
     if not ports:
         raise ConfigurationError("No port given. Use --port 8765 or --port 8765,8766.")
     return tuple(ports)
+
+
+def _check_variable_name(option: str, name: object) -> None:
+    flag = "--" + option.replace("_", "-")
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ConfigurationError(f"{flag} {name!r} is not a valid Python name.")
+    if name.startswith("__") or name in ("In", "Out", "get_ipython", "exit", "quit"):
+        raise ConfigurationError(
+            f"{flag} {name!r} would overwrite a name IPython itself uses; choose another."
+        )
 
 
 class NbauthConfig(Configurable):
@@ -116,8 +127,13 @@ class LoginSettings:
         values["ports"] = tuple(values["ports"])
         for env_name, name in ENVIRONMENT.items():
             raw = environ.get(env_name, "").strip()
-            if raw:
-                values[name] = parse_ports(raw) if name == "ports" else raw
+            if raw and name == "ports":
+                try:
+                    values[name] = parse_ports(raw)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"{env_name}={raw!r}: {exc}") from None
+            elif raw:
+                values[name] = raw
         extra = dict(overrides.get("extra_params") or {})
         for name, value in overrides.items():
             if name != "extra_params" and value is not None:
@@ -128,10 +144,11 @@ class LoginSettings:
                     f"No {name.replace('_', ' ')} is set: {_HOW_TO_SET[name]}."
                 )
         for name in ("var", "session_var"):
-            if not str(values[name]).isidentifier():
-                raise ConfigurationError(
-                    f"--{name.replace('_', '-')} {values[name]!r} is not a valid Python name."
-                )
+            _check_variable_name(name, values[name])
+        if values["var"] == values["session_var"]:
+            raise ConfigurationError(
+                f"--var and --session-var are both {values['var']!r}; give them different names."
+            )
         if not 0 < values["timeout"] <= MAX_TIMEOUT:
             raise ConfigurationError(
                 f"--timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "

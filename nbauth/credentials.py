@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from .errors import InvalidGrantError, LoginRequiredError
+from .errors import InvalidGrantError, LoginRequiredError, hide_internal_frames
 from .http import ProviderClient
 from .idtoken import JwksCache, validate_id_token
 from .tokens import (
@@ -75,6 +75,7 @@ class Credentials:
         requested_scope: str | None = None,
         client: ProviderClient | None = None,
         jwks: JwksCache | None = None,
+        id_token_algorithms: tuple[str, ...] = ("RS256",),
         clock: Clock = time.time,
         refresh_threshold: float = REFRESH_THRESHOLD,
     ) -> None:
@@ -85,6 +86,7 @@ class Credentials:
         self._token_endpoint = token_endpoint
         self._client = client or ProviderClient()
         self._jwks = jwks
+        self._algorithms = id_token_algorithms
         self._clock = clock
         self._threshold = refresh_threshold
         self._lock = threading.Lock()
@@ -136,6 +138,7 @@ class Credentials:
         """The current access token, refreshed first if it is about to expire."""
         return self.token()
 
+    @hide_internal_frames
     def token(self) -> AccessToken:
         """Return a usable access token, refreshing it (once, for all threads) when stale."""
         if not self._valid:
@@ -158,6 +161,7 @@ class Credentials:
     def _needs_refresh(self) -> bool:
         return self.state is not TokenState.FRESH
 
+    @hide_internal_frames
     def refresh(self) -> None:
         """Refresh now, whatever the expiry (raises LoginRequiredError without a refresh token)."""
         with self._lock:
@@ -188,14 +192,23 @@ class Credentials:
                 "was used twice). Log in again: re-run %auth0_login."
             ) from None
         response = parse_token_response(body, now=self._clock())
-        if response.id_token is not None and self._jwks is not None:
-            validate_id_token(
-                response.id_token, issuer=self.issuer, client_id=self.client_id, nonce=None,
-                jwks=self._jwks, clock=self._clock,
-            )
-        # Rotation: a new refresh token replaces the old one before the new access token is used.
+        # Rotation: the refresh token just sent is spent; keep its successor before any check
+        # below can fail, or the next refresh would reuse a rotated-out token (and Auth0 would
+        # revoke the whole family).
         if response.refresh_token is not None:
             self._refresh_token = response.refresh_token
+        if response.id_token is not None and self._jwks is not None:
+            claims = validate_id_token(
+                response.id_token, issuer=self.issuer, client_id=self.client_id, nonce=None,
+                jwks=self._jwks, allowed_algorithms=self._algorithms, clock=self._clock,
+            )
+            subject = self.identity.subject
+            if subject is not None and claims.get("sub") != subject:  # OIDC Core §12.2
+                self.clear()
+                raise LoginRequiredError(
+                    "The provider renewed the login for another user. Log in again "
+                    "(re-run %auth0_login)."
+                )
         if response.scope:
             self._scope = response.scope
         self._access = AccessToken(response.access_token, response.expires_at, self._clock)

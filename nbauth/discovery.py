@@ -60,19 +60,30 @@ def issuer_from_domain(domain: str) -> str:
     ``example.eu.auth0.com`` → ``https://example.eu.auth0.com/`` (Auth0's issuer form);
     a full URL is kept as written (its trailing slash is settled by discovery).
     """
+    if not isinstance(domain, str):
+        raise ConfigurationError(f"The domain must be a string, not {type(domain).__name__}.")
     text = domain.strip()
+    if any(not ch.isprintable() or ch.isspace() for ch in text):
+        raise ConfigurationError(
+            "The domain contains spaces or control characters. Pass the tenant domain "
+            "(example.eu.auth0.com) or the full issuer URL (https://…)."
+        )
     if not text:
         raise ConfigurationError(
             "The domain is empty. Pass --domain (e.g. example.eu.auth0.com) or set AUTH0_DOMAIN."
         )
     if "://" not in text:
-        if "/" in text or "?" in text or "#" in text or " " in text:
+        if "/" in text or "?" in text or "#" in text or "@" in text:
             raise ConfigurationError(
                 f"The domain {domain!r} is not a host name. Pass the tenant domain "
                 "(example.eu.auth0.com) or the full issuer URL (https://…)."
             )
         text = f"https://{text}/"
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            "The issuer URL must not contain a user name or password; pass only https://host/…"
+        )
     if parts.query or parts.fragment or not parts.hostname:
         raise ConfigurationError(
             f"The issuer URL {domain!r} must have a host and no query or fragment."

@@ -27,6 +27,10 @@ state, nonce or client secret (they end up in notebook outputs and logs).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 __all__ = [
     "AccessDeniedError",
     "AuthorizationResponseError",
@@ -48,8 +52,14 @@ __all__ = [
     "ProviderError",
     "ProviderUnreachableError",
     "StateMismatchError",
+    "hide_internal_frames",
     "oauth_error",
+    "scrub",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+E = TypeVar("E", bound=BaseException)
 
 
 class NbauthError(Exception):
@@ -102,15 +112,23 @@ class OAuthError(ProviderError):
         status: int | None = None,
         hint: str | None = None,
     ) -> None:
+        error = _printable(error, 80)
+        description = _printable(description, 300) if description else None
         self.error = error
         self.description = description
-        self.uri = uri
+        self.uri = _printable(uri, 300) if uri else None
         text = f"The provider refused the request: {error}"
         if description:
             text += f" ({description})"
         if hint:
             text += f". {hint}"
         super().__init__(text, status=status)
+
+
+def _printable(text: str, limit: int) -> str:
+    """Provider text, made safe to print: no control characters (ANSI escapes), bounded."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 class AccessDeniedError(OAuthError):
@@ -199,3 +217,29 @@ class LoginSupersededError(LoginCancelledError):
 
 class LoginRequiredError(NbauthError):
     """The credentials cannot be renewed any more; the user must log in again."""
+
+
+def scrub(error: E) -> E:
+    """Drop an error's traceback and chained exceptions before it reaches user code.
+
+    nbauth's internal frames hold codes, verifiers and tokens in their local variables, and
+    tools that print locals (%xmode Verbose, Sentry, pytest --showlocals) would show them.
+    """
+    error.__traceback__ = None
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error
+
+
+def hide_internal_frames(function: Callable[P, R]) -> Callable[P, R]:
+    """Re-raise nbauth errors from a public entry point without the frames below it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except NbauthError as exc:
+            raise scrub(exc) from None
+
+    return wrapper

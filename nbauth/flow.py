@@ -35,6 +35,8 @@ from .errors import (
     NbauthError,
     OAuthError,
     StateMismatchError,
+    hide_internal_frames,
+    scrub,
 )
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, JwksCache, validate_id_token
@@ -76,6 +78,7 @@ class Status:
 
 _jwks_caches: dict[str, JwksCache] = {}
 _pending: dict[tuple[str, ...], PendingLogin] = {}
+_generations: dict[tuple[str, ...], int] = {}
 _registry_lock = threading.Lock()
 
 
@@ -87,16 +90,31 @@ def _jwks_for(metadata: ProviderMetadata, client: ProviderClient) -> JwksCache:
         return cache
 
 
+def _check_types(**values: object) -> None:
+    for name, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"{name} must be a string, not {type(value).__name__}."
+            )
+    for name in ("domain", "client_id"):
+        if not values.get(name):
+            raise ConfigurationError(f"{name} is empty: pass the {name.replace('_', ' ')}.")
+
+
 def _normalize_ports(port: int | str | Sequence[int] | None) -> tuple[int, ...]:
     if port is None:
         return DEFAULT_PORTS
-    if isinstance(port, int):
-        return (port,)
     if isinstance(port, str):
         from .config import parse_ports
 
         return parse_ports(port)
-    return tuple(port)
+    ports = (port,) if isinstance(port, int) else port
+    if isinstance(ports, (bytes, bytearray)) or not isinstance(ports, Sequence):
+        raise ConfigurationError(f"port must be a port number or a list of them, not {port!r}.")
+    for value in ports:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise ConfigurationError(f"The port {value!r} is not a port number (0–65535).")
+    return tuple(ports)
 
 
 class _AlreadyHandled(Exception):
@@ -166,6 +184,7 @@ class PendingLogin:
         if self._done.is_set():
             self._fire(self.status)
 
+    @hide_internal_frames
     def wait(self, timeout: float | None = None) -> Credentials:
         """Block until the login ends; Ctrl-C (kernel interrupt) cancels it cleanly."""
         limit = None if timeout is None else time.monotonic() + timeout
@@ -204,9 +223,13 @@ class PendingLogin:
             "A newer login with the same settings replaced this one."))
 
     def _on_timeout(self) -> None:
+        with self._lock:
+            if self._claimed:
+                return  # the response arrived: the code exchange decides (it has its own timeouts)
         self._finish(error=LoginTimeoutError(
             f"Nobody completed the login within {self.timeout:g} s. Run the login again "
-            "(and pass --timeout to allow more time)."))
+            "(to allow more time, pass a larger timeout: --timeout in the magic, timeout= in "
+            "Python)."))
 
     def _on_callback(self, params: Mapping[str, str]) -> Reply:
         try:
@@ -220,17 +243,30 @@ class PendingLogin:
                          "This login has already received its response.")
         except (AuthorizationResponseError, OAuthError) as exc:
             self._finish(error=exc, close=False)
-            status = 403 if isinstance(exc, AccessDeniedError) else 400
-            return Reply(status, "Login failed", str(exc), final=True)
+            return self._final_reply()
         self._set_status(Status(Status.EXCHANGING, "Completing the login…"))
         try:
             credentials = self._exchange(code)
         except NbauthError as exc:
             self._finish(error=exc, close=False)
-            return Reply(502, "Login failed", str(exc), final=True)
-        self._finish(result=credentials, close=False)
-        return Reply(200, "Logged in", f"You are logged in as {credentials.identity.label}.",
-                     ok=True, final=True)
+        else:
+            self._finish(result=credentials, close=False)
+        return self._final_reply()
+
+    def _final_reply(self) -> Reply:
+        """The page for the browser, saying how the login really ended (a cancel in the
+        notebook during the code exchange wins, and the page says so)."""
+        if self._result is not None:
+            return Reply(200, "Logged in",
+                         f"You are logged in as {self._result.identity.label}.",
+                         ok=True, final=True)
+        error = self._error
+        status = 403 if isinstance(error, AccessDeniedError) else 400
+        if error is not None and not isinstance(error, (AuthorizationResponseError, OAuthError)):
+            status = 502 if isinstance(error, NbauthError) else 400
+        if isinstance(error, LoginCancelledError):
+            status = 409
+        return Reply(status, "Login failed", str(error), final=True)
 
     def _claim(self, params: Mapping[str, str]) -> str:
         """Check the callback; the first one with the right state consumes the login."""
@@ -263,9 +299,9 @@ class PendingLogin:
         response = parse_token_response(body, now=self._clock(), require_id_token=wants_id_token)
         jwks = _jwks_for(self._metadata, self._client)
         identity = Identity()
+        algs = tuple(a for a in self._metadata.id_token_signing_alg_values_supported
+                     if a in ASYMMETRIC_ALGORITHMS) or ("RS256",)
         if response.id_token is not None:
-            algs = [a for a in self._metadata.id_token_signing_alg_values_supported
-                    if a in ASYMMETRIC_ALGORITHMS] or ["RS256"]
             claims = validate_id_token(
                 response.id_token, issuer=self._metadata.issuer, client_id=self.client_id,
                 nonce=request.nonce, jwks=jwks, allowed_algorithms=algs, clock=self._clock,
@@ -281,6 +317,7 @@ class PendingLogin:
             requested_scope=request.requested_scope,
             client=self._client,
             jwks=jwks,
+            id_token_algorithms=algs,
             clock=self._clock,
         )
 
@@ -289,7 +326,7 @@ class PendingLogin:
         with self._lock:
             if self._done.is_set():
                 return
-            self._result, self._error = result, error
+            self._result, self._error = result, None if error is None else scrub(error)
             self._claimed = True
         self._timer.cancel()
         if close:
@@ -323,6 +360,7 @@ class PendingLogin:
         raise TypeError("a pending login is not picklable")
 
 
+@hide_internal_frames
 def start_login(
     domain: str,
     client_id: str,
@@ -340,17 +378,22 @@ def start_login(
     A pending login with the same provider, client and audience is superseded: it ends with
     LoginSupersededError and its port is freed for this one.
     """
-    if not 0 < timeout <= MAX_TIMEOUT:
+    _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+        0 < timeout <= MAX_TIMEOUT
+    ):
         raise ConfigurationError(
             f"The timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "
-            f"not {timeout}."
+            f"not {timeout!r}."
         )
     issuer = issuer_from_domain(domain)
     ports = _normalize_ports(port)
     client = client or ProviderClient()
     metadata = discover(issuer, client)
     key = (metadata.issuer, client_id, audience or "")
+    # The newest start_login for a key wins, even when two start at the same time.
     with _registry_lock:
+        generation = _generations[key] = _generations.get(key, 0) + 1
         previous = _pending.get(key)
     if previous is not None:
         previous._supersede()
@@ -365,14 +408,20 @@ def start_login(
             client_id=client_id, audience=audience, timeout=timeout, key=key, clock=clock,
         )
         with _registry_lock:
-            _pending[key] = pending
-        pending._start()
+            newest = _generations[key] == generation
+            if newest:
+                _pending[key] = pending
+        if newest:
+            pending._start()
+        else:
+            pending._supersede()
     except BaseException:
         listener.close()
         raise
     return pending
 
 
+@hide_internal_frames
 def login(
     domain: str,
     client_id: str,

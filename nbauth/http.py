@@ -88,7 +88,7 @@ class ProviderClient:
                 "Check the domain and your network, then try again."
             ) from None
         # `from None`: requests' exception texts carry the full URL, and tracebacks reach cells.
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:  # ValueError: unusable URL
             raise ProviderError(
                 f"The {what} request to {_origin(url)} failed: {type(exc).__name__}."
             ) from None

@@ -12,6 +12,7 @@ import errno
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +33,7 @@ DEFAULT_PORTS: tuple[int, ...] = (8765, 8766, 8767)
 
 #: At most this many connections are served at once; more are closed unanswered.
 MAX_CONNECTIONS = 16
-#: Seconds a connection may take to send its request (slow or half-open clients are dropped).
+#: Seconds a connection may last in all (slow or half-open clients are dropped).
 CONNECTION_TIMEOUT = 10.0
 _MAX_QUERY_FIELDS = 32
 _PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1))
@@ -62,6 +63,8 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, port: int, listener: CallbackListener) -> None:
         self.listener = listener
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._waiting: dict[Any, float] = {}  # connections that have not sent their request yet
+        self._waiting_lock = threading.Lock()
         super().__init__((LOOPBACK_HOST, port), _RequestHandler, bind_and_activate=False)
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE")  # noqa: B009 - Windows-only name
@@ -75,22 +78,58 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # too many at once: drop, the real browser retries
-            return
+            # Full: drop the connection that has waited longest without sending a request
+            # (a slow or idle client), so a real browser is never locked out.
+            self._evict_oldest_waiting()
+            if not self._slots.acquire(timeout=1.0):
+                self.shutdown_request(request)
+                return
+        with self._waiting_lock:
+            self._waiting[request] = time.monotonic()
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self._forget(request)
             self._slots.release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # A connection gets CONNECTION_TIMEOUT seconds in all, however slowly it trickles.
+        watchdog = threading.Timer(CONNECTION_TIMEOUT, _drop, args=(request,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            watchdog.cancel()
+            self._forget(request)
             self._slots.release()
+
+    def request_received(self, request: Any) -> None:
+        """The handler has read a whole request head: this connection is no eviction target."""
+        self._forget(request)
+
+    def _forget(self, request: Any) -> None:
+        with self._waiting_lock:
+            self._waiting.pop(request, None)
+
+    def _evict_oldest_waiting(self) -> None:
+        with self._waiting_lock:
+            if not self._waiting:
+                return
+            oldest = min(self._waiting, key=self._waiting.__getitem__)
+            del self._waiting[oldest]
+        _drop(oldest)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # the default prints a traceback (with the request) to stderr
+
+
+def _drop(connection: Any) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)  # wakes the handler thread blocked in recv
+    except OSError:
+        pass
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -104,6 +143,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass  # the default writes the request line — with ?code=…&state=… — to stderr
 
     def do_GET(self) -> None:
+        self.server.request_received(self.request)
         listener = self.server.listener
         expected_host = f"{LOOPBACK_HOST}:{listener.port}"
         if self.headers.get("Host", "") != expected_host:
@@ -129,6 +169,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(listener.dispatch(params))
 
     def do_HEAD(self) -> None:
+        self.server.request_received(self.request)
         self._send(Reply(405, "Method not allowed", "Only GET is served here."))
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD

@@ -7,11 +7,12 @@ completes — under names hidden from %who/%whos, whose output would print part 
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .config import LoginSettings, NbauthConfig, parse_ports
@@ -21,6 +22,18 @@ from .notebook import NotebookLogin
 __all__ = ["AuthMagics", "nbauth_exception_handler"]
 
 _SECRET_OPTIONS = ("--client-secret", "--client_secret", "--secret", "--password")
+
+
+def parse_line(magic: Any, line: str) -> Any:
+    """Parse a magic line as a shell would: quotes group words and are removed.
+
+    (IPython's parse_argstring keeps quotes, so --scope 'openid email' would not work.)
+    """
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"Could not read the options: {exc} (check the quotes).") from None
+    return magic.parser.parse_args(argv)
 
 
 def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: BaseException,
@@ -38,6 +51,7 @@ class AuthMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.config_defaults = NbauthConfig(parent=shell)
+        shell.configurables.append(self.config_defaults)  # so %config NbauthConfig works
         self.logins: dict[str, NotebookLogin] = {}
 
     @magic_arguments()
@@ -79,13 +93,12 @@ class AuthMagics(Magics):
                     f"{option} is refused: whatever is typed in a cell is saved in the notebook "
                     "and in IPython's history. Set AUTH0_CLIENT_SECRET in the environment instead."
                 )
-        args = parse_argstring(self.auth0_login, line)
+        args = parse_line(self.auth0_login, line)
         settings = self._settings(args)
         previous = self.logins.get(settings.var)
-        if previous is not None:
-            previous.supersede()
-            previous.widget.show_error("Replaced by a newer login (the cell was run again).")
-        login = self.logins[settings.var] = NotebookLogin(self._shell, settings)
+        if previous is not None and previous.pending is not None and not previous.pending.done():
+            previous.supersede()  # its widget says so; logged-in credentials stay until replaced
+        login = self.logins[settings.var] = NotebookLogin(self._shell, settings, replaces=previous)
         display(login.widget)
         login.start()
         if not settings.wait:
@@ -100,7 +113,7 @@ class AuthMagics(Magics):
     @line_magic
     def auth0_logout(self, line: str = "") -> None:
         """Forget the login: remove its namespace variables and clear its widget."""
-        args = parse_argstring(self.auth0_logout, line)
+        args = parse_line(self.auth0_logout, line)
         var = args.var or self.config_defaults.var
         login = self.logins.pop(var, None)
         if login is None:

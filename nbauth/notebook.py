@@ -37,9 +37,11 @@ def _open_in_background(url: str) -> None:
 class NotebookLogin:
     """The login shown under one variable name, with its widget and namespace entries."""
 
-    def __init__(self, shell: Any, settings: LoginSettings) -> None:
+    def __init__(self, shell: Any, settings: LoginSettings,
+                 replaces: NotebookLogin | None = None) -> None:
         self.shell = shell
         self.settings = settings
+        self._replaces = replaces  # an earlier login for this variable, retired on success
         self.widget = LoginWidget(settings.domain)
         self.pending: PendingLogin | None = None
         self.credentials: Credentials | None = None
@@ -106,6 +108,15 @@ class NotebookLogin:
             "Logged out. An access token already issued stays valid at the API until it expires."
         )
 
+    def retire(self, message: str) -> None:
+        """A newer login took over this variable: drop the credentials, keep the namespace."""
+        with self._lock:
+            self.supersede()
+            credentials, self.credentials = self.credentials, None
+            if credentials is not None:
+                credentials.clear()
+        self.widget.show_logged_out(message)
+
     # -- internals --------------------------------------------------------------------------
     def _retry(self) -> None:
         try:
@@ -126,6 +137,10 @@ class NotebookLogin:
             previous, self.credentials = self.credentials, credentials
             if previous is not None and previous is not credentials:
                 previous.clear()
+            replaced, self._replaces = self._replaces, None
+        if replaced is not None:
+            replaced.retire("Replaced by a newer login for the same variable.")
+        with self._lock:
             # interactive=False: hidden from %who/%whos (which print part of a string's value).
             self.shell.push({self.settings.var: credentials.current_token,
                              self.settings.session_var: credentials.session()},

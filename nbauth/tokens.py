@@ -83,8 +83,15 @@ class AccessToken(str):
     def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("access tokens are not picklable: they must not be written to disk")
 
-    def __getnewargs__(self) -> tuple[Any, ...]:  # copy/pickle protocol 2+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickle protocol 2+
         raise TypeError("access tokens are not picklable: they must not be written to disk")
+
+    # Strings are immutable: copies (e.g. of a headers dict) can share the token, as str does.
+    def __copy__(self) -> AccessToken:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AccessToken:
+        return self
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,21 @@ def test_bad_ports_are_explained(text):
 def test_variable_names_must_be_identifiers(name):
     with pytest.raises(ConfigurationError, match="not a valid Python name"):
         LoginSettings.resolve(config(domain="d", client_id="x"), {name: "my-token"}, environ={})
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"var": "class"}, "not a valid Python name"),
+    ({"var": "1x"}, "not a valid Python name"),
+    ({"var": "__builtins__"}, "IPython itself uses"),
+    ({"session_var": "Out"}, "IPython itself uses"),
+    ({"var": "x", "session_var": "x"}, "different names"),
+])
+def test_namespace_names_that_would_break_the_notebook_are_refused(overrides, needle):
+    with pytest.raises(ConfigurationError, match=needle):
+        LoginSettings.resolve(config(domain="d", client_id="x"), overrides, environ={})
+
+
+def test_junk_ports_in_the_environment_name_the_variable():
+    with pytest.raises(ConfigurationError, match="NBAUTH_PORTS"):
+        LoginSettings.resolve(config(domain="d", client_id="x"), {},
+                              environ={"NBAUTH_PORTS": "87a"})

@@ -160,3 +160,54 @@ def test_repr_never_shows_tokens():
         creds = credentials(p, Clock())
         text = repr(creds) + repr(creds.session()) + repr(creds.auth) + creds._repr_html_()
         assert "at-1" not in text and "rt-1" not in text
+
+
+def validating_credentials(p, clock, subject="scripted|1"):
+    from nbauth.http import ProviderClient
+    from nbauth.idtoken import JwksCache
+
+    response = TokenResponse(access_token="at-1", token_type="Bearer",
+                             expires_at=clock() + 3600, scope="openid offline_access",
+                             refresh_token="rt-1")
+    return Credentials(response, identity=Identity(subject=subject), issuer=p.issuer,
+                       client_id=p.client_id, token_endpoint=p.issuer + "oauth/token",
+                       jwks=JwksCache(p.issuer + ".well-known/jwks.json", ProviderClient()),
+                       clock=clock)
+
+
+def test_a_failed_id_token_check_on_refresh_still_keeps_the_rotated_refresh_token():
+    from nbauth.errors import IdTokenError
+
+    def answer(form, p):
+        body = {"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                "refresh_token": "rt-2", "id_token": p.id_token(None, aud="someone-else")}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        clock = Clock(__import__("time").time())
+        creds = validating_credentials(p, clock)
+        with pytest.raises(IdTokenError):
+            creds.refresh()
+        assert creds._refresh_token == "rt-2"  # rt-1 is spent at the provider
+        assert creds.current_token == "at-1"  # the unverified response is not used
+
+
+def test_a_refresh_for_another_user_ends_the_login():
+    def answer(form, p):
+        body = {"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                "refresh_token": "rt-2", "id_token": p.id_token(None, sub="someone|else")}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        creds = validating_credentials(p, Clock(__import__("time").time()))
+        with pytest.raises(LoginRequiredError, match="another user"):
+            creds.refresh()
+        assert not creds.valid
+
+
+def test_provider_error_text_is_bounded_and_printable():
+    from nbauth.errors import oauth_error
+
+    error = oauth_error("access_denied", "\x1b[31mred\x1b[0m\nline two " + "x" * 5000)
+    assert "\x1b" not in str(error) and "\n" not in str(error)
+    assert len(str(error)) < 600

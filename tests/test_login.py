@@ -198,3 +198,50 @@ def test_unreachable_provider_is_explained():
     with pytest.raises(nbauth.ProviderError, match="Could not connect"):
         nbauth.login(domain=f"http://127.0.0.1:{port}/", client_id="x", port=0,
                      open_browser=False, timeout=5)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"domain": None}, "domain is empty"),
+    ({"domain": b"x.auth0.com"}, "string"),
+    ({"client_id": ""}, "client_id"),
+    ({"port": b"87"}, "port"),
+    ({"port": [True]}, "port"),
+    ({"port": 8765.0}, "port"),
+    ({"port": [70000]}, "port"),
+    ({"timeout": "5"}, "timeout"),
+    ({"timeout": float("inf")}, "timeout"),
+    ({"timeout": float("nan")}, "timeout"),
+    ({"timeout": 0}, "timeout"),
+    ({"scope": "openid " + "x" * 100_000}, "characters"),
+    ({"domain": "https://alice:s3cret@idp.example/"}, "user name or password"),
+])
+def test_bad_inputs_are_named_and_nothing_listens(provider, kwargs, needle):
+    args = {"domain": provider.issuer, "client_id": provider.client_id, "port": 0,
+            "open_browser": False, "timeout": 5}
+    args.update(kwargs)
+    with pytest.raises(nbauth.ConfigurationError, match=needle) as info:
+        nbauth.login(**args)
+    assert "s3cret" not in str(info.value)
+    assert not listener_threads()
+
+
+def test_two_logins_started_at_once_leave_exactly_one_waiting(provider):
+    for _ in range(5):
+        results = []
+        barrier = threading.Barrier(2)
+
+        def begin():
+            barrier.wait(timeout=10)
+            results.append(nbauth.start_login(provider.issuer, provider.client_id, port=0,
+                                              timeout=30))
+
+        threads = [threading.Thread(target=begin) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert len(results) == 2
+        assert wait_until(lambda: sum(not p.done() for p in results) == 1)
+        for p in results:
+            p.cancel()
+    assert wait_until(lambda: not listener_threads())

@@ -181,3 +181,50 @@ def test_close_is_idempotent_and_frees_the_port():
     lst.close()
     lst.close()
     CallbackListener([port], Recorder()).close()
+
+
+def test_trickling_connections_are_evicted_so_the_real_callback_gets_through(listener):
+    """16 clients each send a byte now and then (never a whole request): they occupy every
+    connection slot, yet the real browser's callback is served at once."""
+    lst, _ = listener
+    trickle = [socket.create_connection(("127.0.0.1", lst.port), timeout=5) for _ in range(16)]
+    try:
+        for s in trickle:
+            s.sendall(b"G")
+        time.sleep(0.3)
+        for s in trickle:
+            s.sendall(b"E")
+        started = time.monotonic()
+        assert get(lst.port, "/callback?state=good&code=x")[0] == 200
+        assert time.monotonic() - started < 3
+    finally:
+        for s in trickle:
+            s.close()
+
+
+def test_a_connection_gets_a_bounded_time_in_all(monkeypatch):
+    import nbauth.loopback as loopback
+
+    monkeypatch.setattr(loopback, "CONNECTION_TIMEOUT", 1.0)
+    lst = CallbackListener([0], Recorder())
+    lst.start()
+    try:
+        conn = socket.create_connection(("127.0.0.1", lst.port), timeout=5)
+        started = time.monotonic()
+        closed = False
+        for _ in range(20):  # a byte every 0.25 s: each read is quick, the whole is not
+            try:
+                conn.sendall(b"x")
+                if conn.recv(1, socket.MSG_DONTWAIT) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+        assert closed and time.monotonic() - started < 3
+        conn.close()
+    finally:
+        lst.close()

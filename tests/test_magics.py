@@ -134,3 +134,23 @@ def test_nbauth_errors_show_one_line(ip):
                     "f()")
     assert "LoginRequiredError" in out.stdout + out.stderr
     assert "TOPSECRET" not in out.stdout + out.stderr
+
+
+def test_quoted_options_work_as_in_a_shell(ip, magics, provider):
+    login_in_shell(ip, magics, provider, "--scope 'openid email offline_access read:messages'")
+    creds = magics.logins["access_token"].credentials
+    assert set(creds.scopes) >= {"openid", "email", "read:messages"}
+    assert "profile" not in creds.scopes
+
+
+def test_unbalanced_quotes_are_a_usage_error(ip):
+    result = ip.run_cell("%auth0_login --scope 'openid")
+    assert "quotes" in str(result.error_in_exec)
+
+
+def test_config_magic_reaches_the_settings_after_loading(ip, magics):
+    ip.run_line_magic("config", "NbauthConfig.timeout = 42.0")
+    try:
+        assert magics.config_defaults.timeout == 42.0
+    finally:
+        ip.run_line_magic("config", "NbauthConfig.timeout = 300.0")

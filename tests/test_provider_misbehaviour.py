@@ -111,3 +111,75 @@ def test_discovery_that_is_html_is_explained():
         p.metadata = lambda: "not a dict"  # type: ignore[method-assign]
         with pytest.raises(ProviderError):
             run_login(p)
+
+
+def test_timeout_during_the_code_exchange_lets_the_exchange_decide():
+    """The browser delivered the code just before the timeout: the login must not be thrown
+    away (the browser would say 'logged in' while the notebook says 'nobody logged in')."""
+    slow_good = ScriptedProvider.good_tokens()
+
+    def answer(form, p):
+        import time as _time
+
+        _time.sleep(2)
+        return slow_good(form, p)
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        pages = []
+        creds = nbauth.login(domain=p.issuer, client_id=p.client_id, port=0, timeout=1,
+                             open_browser=lambda url: __import__("threading").Thread(
+                                 target=lambda: pages.append(requests.get(url, timeout=10).text),
+                                 daemon=True).start())
+        assert creds.identity.email == "scripted@example.com"
+
+
+def test_cancel_during_the_code_exchange_is_what_the_browser_page_says():
+    import threading
+    import time as _time
+
+    slow_good = ScriptedProvider.good_tokens()
+    pages = []
+
+    def answer(form, p):
+        _time.sleep(1)
+        return slow_good(form, p)
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        pending = nbauth.start_login(p.issuer, p.client_id, port=0, timeout=20)
+        browser = threading.Thread(target=lambda: pages.append(requests.get(pending.url, timeout=10)))
+        browser.start()
+        for _ in range(100):
+            if p.calls("/oauth/token"):
+                break
+            _time.sleep(0.02)
+        pending.cancel("Cancelled in the notebook.")
+        browser.join(10)
+        with pytest.raises(nbauth.LoginCancelledError):
+            pending.wait(5)
+    assert pages[0].status_code == 409
+    assert "Cancelled in the notebook" in pages[0].text and "logged in as" not in pages[0].text
+
+
+def test_errors_carry_no_frames_whose_locals_hold_secrets():
+    """Tools that print locals (Sentry, pytest --showlocals, %xmode Verbose) must find none."""
+    import traceback
+
+    fixed = {"access_token": "AT-SECRET-4242", "refresh_token": "RT-SECRET-4242",
+             "token_type": "Bearer", "expires_in": 60}
+
+    def answer(form, p):
+        body = dict(fixed, id_token=p.id_token("wrong-nonce"))
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        with pytest.raises(IdTokenError) as info:
+            run_login(p)
+        code = next(iter(p._codes))
+        verifier = p.calls("/oauth/token")[0].form["code_verifier"]
+    frames = [frame for frame, _ in traceback.walk_tb(info.value.__traceback__)
+              if "/nbauth/" in frame.f_code.co_filename]
+    assert frames, "the public entry point's frame is there"
+    nbauth_locals = "".join(repr(frame.f_locals) for frame in frames)  # (the test's own
+    for secret in ("AT-SECRET-4242", "RT-SECRET-4242", code, verifier):  # frame holds `fixed`)
+        assert secret not in nbauth_locals
+    assert info.value.__context__ is None and info.value.__cause__ is None

@@ -134,3 +134,18 @@ def test_expiry_text_is_kept_up_to_date(ip, magics, provider):
     creds._access.expires_at = time.time() + 125  # as if two minutes were left
     login.widget._tick()
     assert "expires in 2m" in login.widget.status_text
+
+
+def test_a_newer_login_for_the_same_variable_retires_the_older_one(ip, magics, provider):
+    first = start(ip, magics, provider)
+    complete_login(first.widget._url.value)
+    wait_for(lambda: first.credentials is not None)
+    old_credentials = first.credentials
+    old_token = str(ip.user_ns["access_token"])
+    second = start(ip, magics, provider)
+    assert str(ip.user_ns["access_token"]) == old_token  # still usable while the new one waits
+    complete_login(second.widget._url.value)
+    wait_for(lambda: second.credentials is not None)
+    assert str(ip.user_ns["access_token"]) != old_token
+    assert not old_credentials.valid
+    assert "Replaced by a newer login" in first.widget.status_text
