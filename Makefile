@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v node >/dev/null && command -v npm >/dev/null || scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,demo]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,demo,browser]"
 	@touch $@
 
 provider/node_modules/.package-lock.json: provider/package-lock.json provider/package.json
@@ -25,8 +25,12 @@ provider/node_modules/.package-lock.json: provider/package-lock.json provider/pa
 demo: setup
 	$(PY) scripts/quickstart.py
 
-test: setup
+test: setup /usr/bin/chromium
 	$(PY) -m pytest
+
+# tests/browser need Debian's chromium; installed with apt when missing.
+/usr/bin/chromium:
+	scripts/install-system-deps
 
 clean:
 	rm -rf $(VENV) provider/node_modules artifacts .pytest_cache

@@ -34,8 +34,9 @@ STOP_TIMEOUT = 15.0
 START_ATTEMPTS = 3
 
 FLAVOURS = {
-    # flavour: (python -m module, URL path of a notebook)
-    "lab": ("jupyterlab", "lab/tree/{name}"),
+    # flavour: (python -m module, URL path of a notebook). JupyterLab would restore the last
+    # test's tabs from its saved workspace; `reset` starts from an empty one.
+    "lab": ("jupyterlab", "lab/tree/{name}?reset&"),
     "notebook": ("notebook", "notebooks/{name}"),
 }
 
@@ -64,7 +65,7 @@ class JupyterServer:
 
     def notebook_url(self, name: str) -> str:
         path = FLAVOURS[self.flavour][1].format(name=name)
-        return f"{self.url}{path}?token={self.token}"
+        return f"{self.url}{path}{'' if '?' in path else '?'}token={self.token}"
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 10)
