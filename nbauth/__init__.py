@@ -51,10 +51,16 @@ __all__ = [
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register %auth0_login and %auth0_logout (run by ``%load_ext nbauth``)."""
+    from .kernelwait import AWAIT_NAME, await_login_lines, kernel_handles_widgets_while_awaiting
     from .magics import AuthMagics, nbauth_exception_handler
 
-    ipython.register_magics(AuthMagics)
+    magics = AuthMagics(ipython)
+    ipython.register_magics(magics)
     ipython.set_custom_exc((NbauthError,), nbauth_exception_handler)
+    if kernel_handles_widgets_while_awaiting(ipython):
+        ipython.push({AWAIT_NAME: magics.await_login}, interactive=False)
+        if await_login_lines not in ipython.input_transformers_post:
+            ipython.input_transformers_post.append(await_login_lines)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -16,6 +16,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .config import LoginSettings, NbauthConfig, parse_ports
+from .credentials import Credentials
 from .errors import ConfigurationError
 from .notebook import NotebookLogin
 
@@ -87,6 +88,20 @@ class AuthMagics(Magics):
         refreshing it) are defined. Defaults come from c.NbauthConfig in ipython_config.py,
         then AUTH0_DOMAIN / AUTH0_CLIENT_ID / AUTH0_AUDIENCE, then these options.
         """
+        login = self._begin(line)
+        if login.settings.wait:
+            self._report(login, login.wait())
+
+    async def await_login(self, line: str = "") -> None:
+        """%auth0_login as the login cell runs it where widgets work while it waits.
+
+        (kernelwait rewrites a top-level ``%auth0_login`` line into ``await`` of this.)
+        """
+        login = self._begin(line, cancel_while_waiting=True)
+        if login.settings.wait:
+            self._report(login, await login.wait_async())
+
+    def _begin(self, line: str, *, cancel_while_waiting: bool = False) -> NotebookLogin:
         for option in _SECRET_OPTIONS:
             if option in line.split() or f"{option}=" in line:
                 raise UsageError(
@@ -98,15 +113,17 @@ class AuthMagics(Magics):
         previous = self.logins.get(settings.var)
         if previous is not None and previous.pending is not None and not previous.pending.done():
             previous.supersede()  # its widget says so; logged-in credentials stay until replaced
-        login = self.logins[settings.var] = NotebookLogin(self._shell, settings, replaces=previous)
+        login = NotebookLogin(self._shell, settings, replaces=previous,
+                              cancel_while_waiting=cancel_while_waiting or not settings.wait)
+        self.logins[settings.var] = login
         display(login.widget)
         login.start()
-        if not settings.wait:
-            return None
-        credentials = login.wait()
+        return login
+
+    @staticmethod
+    def _report(login: NotebookLogin, credentials: Credentials) -> None:
         print(f"Logged in as {credentials.identity.label}. "
-              f"`{settings.var}` and `{settings.session_var}` are ready.")
-        return None
+              f"`{login.settings.var}` and `{login.settings.session_var}` are ready.")
 
     @magic_arguments()
     @argument("--var", help="Variable of the login to end (default access_token).")

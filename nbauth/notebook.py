@@ -8,6 +8,7 @@ messages on a subshell while a cell waits), so everything here is safe to call f
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import webbrowser
@@ -38,15 +39,18 @@ class NotebookLogin:
     """The login shown under one variable name, with its widget and namespace entries."""
 
     def __init__(self, shell: Any, settings: LoginSettings,
-                 replaces: NotebookLogin | None = None) -> None:
+                 replaces: NotebookLogin | None = None, *,
+                 cancel_while_waiting: bool = True) -> None:
         self.shell = shell
         self.settings = settings
+        # False when the cell will block so that widget clicks wait until it ends (kernelwait).
+        self.cancel_while_waiting = cancel_while_waiting
         self._replaces = replaces  # an earlier login for this variable, retired on success
         self.widget = LoginWidget(settings.domain)
         self.pending: PendingLogin | None = None
         self.credentials: Credentials | None = None
         self._lock = threading.RLock()
-        self.widget.on_cancel(lambda: self.cancel("Login cancelled."))
+        self.widget.on_cancel(lambda: self.cancel("Login cancelled in the widget."))
         self.widget.on_logout(self.logout)
         self.widget.on_retry(self._retry)
 
@@ -65,7 +69,10 @@ class NotebookLogin:
                 self.widget.show_error(str(exc))
                 raise
             self.pending = pending
-        self.widget.show_pending(pending.url, note=f"(callback {pending.redirect_uri})")
+        note = f"(callback {pending.redirect_uri})"
+        if not self.cancel_while_waiting:
+            note += " To cancel, interrupt the kernel."
+        self.widget.show_pending(pending.url, note=note, cancellable=self.cancel_while_waiting)
         pending.on_status(lambda status: self._on_status(pending, status))
         if settings.open_browser and not in_remote_session():
             _open_in_background(pending.url)
@@ -81,6 +88,22 @@ class NotebookLogin:
         except KeyboardInterrupt:
             self.widget.show_error("Login cancelled: the kernel was interrupted.")
             raise
+
+    async def wait_async(self) -> Credentials:
+        """Await the pending login; widget messages (Cancel) are handled meanwhile."""
+        pending = self.pending
+        if pending is None:
+            raise LoginCancelledError("No login is pending.")
+        try:
+            while not pending.done():
+                await asyncio.sleep(0.05)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # A kernel interrupt cancels an awaiting cell; say what it did in nbauth's words
+            # (a bare CancelledError would not tell the user the login was stopped).
+            pending.cancel("The login was interrupted.")
+            self.widget.show_error("Login cancelled: the kernel was interrupted.")
+            raise LoginCancelledError("The login was interrupted (kernel interrupt).") from None
+        return pending.wait(timeout=0)
 
     def cancel(self, reason: str = "Login cancelled.") -> None:
         """Stop the pending login, if any, and free its port."""

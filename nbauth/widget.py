@@ -42,13 +42,13 @@ class LoginWidget(widgets.VBox):
     """What a person sees for one login: provider, Log in, URL, status, Cancel / Log out."""
 
     def __init__(self, provider: str, *, mode: str = "") -> None:
-        self._title = widgets.HTML(
-            value=f"<b>Log in to {escape(provider)}</b>"
-            + (f" <small>({escape(mode)})</small>" if mode else "")
-        )
+        self._provider = provider
+        self._mode = mode
+        self._title = widgets.HTML()
+        self._set_title("Log in to")
         self._link = widgets.HTML(value="")
         self._retry = widgets.Button(description="Log in", button_style="primary",
-                                     tooltip="Start a new login", icon="sign-in")
+                                     tooltip="Start a new login")
         self._cancel = widgets.Button(description="Cancel", tooltip="Stop waiting for this login")
         self._logout = widgets.Button(description="Log out", tooltip="Forget this login")
         self._url = widgets.Text(
@@ -93,7 +93,7 @@ class LoginWidget(widgets.VBox):
         return str(self._status.value)
 
     # -- states ---------------------------------------------------------------------------------
-    def show_pending(self, url: str, note: str = "") -> None:
+    def show_pending(self, url: str, note: str = "", *, cancellable: bool = True) -> None:
         """Show the Log in link and the URL while the login waits."""
         self._stop_ticker()
         self._credentials = None
@@ -102,7 +102,7 @@ class LoginWidget(widgets.VBox):
             f'style="{_LINK_STYLE}">Log in</a>'
         )
         self._url.value = url
-        self._show(link=True, retry=False, cancel=True, logout=False, url=True)
+        self._show(link=True, retry=False, cancel=cancellable, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
 
     def update(self, status: Status) -> None:
@@ -138,8 +138,13 @@ class LoginWidget(widgets.VBox):
         super().close()
 
     # -- internals ------------------------------------------------------------------------------
+    def _set_title(self, verb: str) -> None:
+        mode = f" <small>({escape(self._mode)})</small>" if self._mode else ""
+        self._title.value = f"<b>{verb} {escape(self._provider)}</b>{mode}"
+
     def _show(self, *, link: bool, retry: bool, cancel: bool, logout: bool,
               url: bool = False) -> None:
+        self._set_title("Logged in to" if logout else "Log in to")
         if not link:
             self._link.value = ""
         if not url:
