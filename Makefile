@@ -12,25 +12,22 @@ PY     := $(VENV)/bin/python
 setup: $(VENV)/.installed provider/node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
-	@command -v node >/dev/null && command -v npm >/dev/null || scripts/install-system-deps
+	scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,demo,browser]"
 	@touch $@
 
 provider/node_modules/.package-lock.json: provider/package-lock.json provider/package.json
-	@command -v npm >/dev/null || scripts/install-system-deps
+	scripts/install-system-deps
 	npm ci --prefix provider --no-audit --no-fund --loglevel=error
 
 demo: setup
 	$(PY) scripts/quickstart.py
 
-test: setup /usr/bin/chromium
+test: setup
+	scripts/install-system-deps --browser
 	$(PY) -m pytest
 
-# tests/browser need Debian's chromium; installed with apt when missing.
-/usr/bin/chromium:
-	scripts/install-system-deps
-
 clean:
-	rm -rf $(VENV) provider/node_modules artifacts .pytest_cache
+	rm -rf $(VENV) provider/node_modules .tools artifacts .pytest_cache

@@ -88,12 +88,27 @@ class ProviderInfo:
         return f"http://127.0.0.1:{self.exact_ports[index]}/callback"
 
 
+#: Node 22 from the npm registry, put here by scripts/install-system-deps when the system's
+#: Node is older than 20 (Debian 12 ships 18).
+LOCAL_NODE = PROVIDER_DIR.parent / ".tools" / "node" / "node_modules" / ".bin" / "node"
+
+
 def _node_executable(node: str | None) -> str:
-    candidate = node or os.environ.get("NBAUTH_NODE") or "node"
+    candidate = node or os.environ.get("NBAUTH_NODE") or (
+        str(LOCAL_NODE) if LOCAL_NODE.exists() else "node")
     found = shutil.which(candidate)
     if not found:
         raise ProviderError(
-            f"cannot find the node executable {candidate!r}; install Node.js 20 or later"
+            f"cannot find the node executable {candidate!r}; run scripts/install-system-deps "
+            "(or install Node.js 20 or later)"
+        )
+    version = subprocess.run(  # noqa: S603 - the node found above, asked for its version
+        [found, "-p", "process.versions.node"], capture_output=True, text=True, timeout=30,
+    ).stdout.strip()
+    if not version or int(version.split(".")[0]) < 20:
+        raise ProviderError(
+            f"{found} is Node.js {version or '(unknown)'}; the provider needs Node.js 20 or "
+            "later: run scripts/install-system-deps, which installs Node 22 into .tools/node"
         )
     return found
 
