@@ -154,14 +154,24 @@ class PendingLogin:
         self._error: NbauthError | None = None
         self._callbacks: list[StatusCallback] = []
         self.status = Status(Status.WAITING, "Waiting for you to log in in the browser…")
+        self._start_url = listener.set_start(request.url)
         self._timer = threading.Timer(timeout, self._on_timeout)
         self._timer.daemon = True
 
     # -- public -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """The authorization URL to open in the user's browser."""
+        """The authorization URL (it carries the login's state; prefer `start_url` to show)."""
         return self._request.url
+
+    @property
+    def start_url(self) -> str:
+        """The link to open or show: the listener redirects it to `url` while the login waits.
+
+        It holds an opaque token instead of the state, so process lists, outputs and saved
+        notebooks never see the authorization request itself.
+        """
+        return self._start_url
 
     @property
     def redirect_uri(self) -> str:
@@ -373,7 +383,7 @@ def start_login(
     client: ProviderClient | None = None,
     clock: Clock = time.time,
 ) -> PendingLogin:
-    """Begin a login and return at once; open `pending.url` in a browser to complete it.
+    """Begin a login and return at once; open `pending.start_url` in a browser to complete it.
 
     A pending login with the same provider, client and audience is superseded: it ends with
     LoginSupersededError and its port is freed for this one.
@@ -443,10 +453,10 @@ def login(
         domain, client_id, audience=audience, scope=scope, port=port, timeout=timeout,
         extra_params=extra_params, client=client,
     )
-    print(f"Log in at this address (waiting up to {timeout:g} s):\n{pending.url}",
+    print(f"Log in at this address (waiting up to {timeout:g} s):\n{pending.start_url}",
           file=sys.stderr, flush=True)
     if callable(open_browser):
-        open_browser(pending.url)
+        open_browser(pending.start_url)
     elif open_browser:
-        webbrowser.open(pending.url, new=2)
+        webbrowser.open(pending.start_url, new=2)
     return pending.wait()

@@ -9,6 +9,8 @@ What a callback *means* (state, code, error) is decided by the `handler` the log
 from __future__ import annotations
 
 import errno
+import hmac
+import secrets
 import socket
 import sys
 import threading
@@ -22,10 +24,14 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConfigurationError, LoopbackBindError
 from .pages import PAGE_HEADERS, render_page
 
-__all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "CallbackListener", "Reply"]
+__all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "START_PATH", "CallbackListener",
+           "Reply"]
 
 LOOPBACK_HOST = "127.0.0.1"
 CALLBACK_PATH = "/callback"
+#: `/start/<token>` redirects the browser to the authorization URL, so the URL that is shown,
+#: opened and saved with a notebook carries an opaque token instead of the login's state.
+START_PATH = "/start/"
 
 #: The ports tried when none are configured. Providers that match callback URLs exactly (Auth0)
 #: need each one registered: http://127.0.0.1:8765/callback, …:8766/…, …:8767/….
@@ -151,6 +157,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
                              f"This page is served only at http://{expected_host}/."))
             return
         url = urlsplit(self.path)
+        if url.path.startswith(START_PATH):
+            location = listener.start_location(url.path[len(START_PATH):])
+            if location is None:
+                self._send(Reply(404, "Login not found", "This login link is no longer valid. "
+                                 "Run the login again in your notebook."))
+            else:
+                self._redirect(location)
+            return
         if url.path != CALLBACK_PATH:
             self._send(Reply(404, "Not found", "This is nbauth's login callback; nothing else "
                              "is served here."))
@@ -173,6 +187,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(Reply(405, "Method not allowed", "Only GET is served here."))
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD
+
+    def _redirect(self, location: str) -> None:
+        try:
+            self.send_response(303)
+            self.send_header("Location", location)
+            for name in ("Cache-Control", "Pragma", "Referrer-Policy"):
+                self.send_header(name, PAGE_HEADERS[name])
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+        except OSError:
+            pass
 
     def _send(self, reply: Reply) -> None:
         body = render_page(reply.title, reply.message, ok=reply.ok)
@@ -211,6 +237,7 @@ class CallbackListener:
                     f"The callback port {port!r} is not a port number (0–65535)."
                 )
         self._handler = handler
+        self._start: tuple[str, str] | None = None  # (token, authorization URL)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -244,6 +271,20 @@ class CallbackListener:
     def redirect_uri(self) -> str:
         """The redirect URI for this listener, with the same IP literal it is bound to."""
         return f"http://{LOOPBACK_HOST}:{self.port}{CALLBACK_PATH}"
+
+    def set_start(self, location: str) -> str:
+        """Serve `location` behind a fresh opaque link; return that link (START_PATH)."""
+        token = secrets.token_urlsafe(24)
+        self._start = (token, location)
+        return f"http://{LOOPBACK_HOST}:{self.port}{START_PATH}{token}"
+
+    def start_location(self, token: str) -> str | None:
+        start = self._start
+        if start is None or self.closed:
+            return None
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), start[0].encode("ascii")):
+            return None
+        return start[1]
 
     @property
     def closed(self) -> bool:

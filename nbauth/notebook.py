@@ -72,10 +72,11 @@ class NotebookLogin:
         note = f"(callback {pending.redirect_uri})"
         if not self.cancel_while_waiting:
             note += " To cancel, interrupt the kernel."
-        self.widget.show_pending(pending.url, note=note, cancellable=self.cancel_while_waiting)
+        self.widget.show_pending(pending.start_url, note=note,
+                                 cancellable=self.cancel_while_waiting)
         pending.on_status(lambda status: self._on_status(pending, status))
         if settings.open_browser and not in_remote_session():
-            _open_in_background(pending.url)
+            _open_in_background(pending.start_url)
         return pending
 
     def wait(self) -> Credentials:

@@ -43,6 +43,17 @@ def provider() -> Iterator[ProviderInfo]:
         yield info
 
 
+def authorization_url(url: str) -> str:
+    """The authorization URL behind nbauth's opaque /start/<token> link (or `url` itself)."""
+    if "/start/" not in url:
+        return url
+    import requests
+
+    response = requests.get(url, allow_redirects=False, timeout=10)
+    assert response.status_code == 303, response.status_code
+    return response.headers["Location"]
+
+
 class ScriptedBrowser:
     """Opens authorize URLs like a person would: signs in, clicks Allow/Deny, follows redirects.
 
@@ -58,7 +69,7 @@ class ScriptedBrowser:
         self.urls: list[str] = []
 
     def __call__(self, url: str, **overrides: object) -> None:
-        self.urls.append(url)
+        self.urls.append(authorization_url(url))
         options = {**self.defaults, **overrides}
 
         def run() -> None:

@@ -63,6 +63,26 @@ def test_login_then_call_the_api(provider, browser):
     assert wait_until(lambda: not listener_threads())
 
 
+def test_the_link_shown_carries_no_state_and_redirects_to_the_authorize_url(provider):
+    import requests as plain
+
+    pending = nbauth.start_login(provider.issuer, provider.client_id, port=0, timeout=30)
+    try:
+        assert pending.start_url.startswith(f"http://127.0.0.1:{pending.port}/start/")
+        assert "state" not in pending.start_url
+        hop = plain.get(pending.start_url, allow_redirects=False, timeout=10)
+        assert hop.status_code == 303 and hop.headers["Location"] == pending.url
+        assert hop.headers["Cache-Control"] == "no-store"
+        assert hop.headers["Referrer-Policy"] == "no-referrer"
+        wrong = pending.start_url[:-3] + "xyz"
+        assert plain.get(wrong, allow_redirects=False, timeout=10).status_code == 404
+    finally:
+        pending.cancel()
+    # once the login has ended the link leads nowhere
+    with pytest.raises(plain.ConnectionError):
+        plain.get(pending.start_url, allow_redirects=False, timeout=5)
+
+
 def test_authorize_url_as_sent(provider, browser):
     person = browser()
     nbauth.login(domain=provider.issuer, client_id=provider.client_id,
@@ -90,8 +110,7 @@ def test_wrong_and_missing_state_are_ignored_then_the_right_one_completes(provid
     forged = []
 
     def open_browser(url):
-        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
-        port = urlsplit(redirect).port
+        port = urlsplit(url).port  # the listener's own /start link
         for path in ("/callback?code=x", "/callback?code=x&state=wrong",
                      "/callback?error=access_denied", "/callback?error=access_denied&state=bad",
                      "/favicon.ico", "/callback"):

@@ -51,7 +51,8 @@ def test_pending_state_shows_link_url_and_cancel(ip, magics, provider):
     assert "Log in to" in w._title.value
     assert 'target="_blank"' in w._link.value and ">Log in</a>" in w._link.value
     assert 'rel="noopener noreferrer"' in w._link.value
-    assert w._url.value == login.pending.url
+    assert w._url.value == login.pending.start_url
+    assert "state=" not in w._url.value + w._link.value
     assert visible(w._cancel) and not visible(w._logout) and not visible(w._retry)
     assert "Waiting for you to log in" in w.status_text
 
@@ -111,16 +112,16 @@ def test_widget_state_holds_no_secret(ip, magics, provider):
     from ipywidgets.embed import embed_data
 
     login = start(ip, magics, provider)
-    url = login.widget._url.value
-    complete_login(url)
+    request = login.pending._request
+    pending_state = json.dumps(Widget.get_manager_state())
+    for secret in (request.state, request.nonce, request.pkce.challenge):
+        assert secret not in pending_state  # not even while the login waits
+    complete_login(login.widget._url.value)
     wait_for(lambda: "access_token" in ip.user_ns)
     token = str(ip.user_ns["access_token"])
     refresh = login.credentials._refresh_token
-    from urllib.parse import parse_qs, urlsplit
-
-    q = parse_qs(urlsplit(url).query)
     state = json.dumps(Widget.get_manager_state()) + json.dumps(embed_data(views=[login.widget]))
-    for secret in (token, refresh, q["state"][0], q["nonce"][0], q["code_challenge"][0]):
+    for secret in (token, refresh, request.state, request.nonce, request.pkce.challenge):
         assert secret not in state
     assert "Logged in as" in state
 
