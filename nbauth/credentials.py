@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
-from .errors import InvalidGrantError, LoginRequiredError, hide_internal_frames
+from .errors import InvalidGrantError, LoginRequiredError, NbauthError, hide_internal_frames
 from .http import ProviderClient
 from .idtoken import JwksCache, validate_id_token
 from .tokens import (
@@ -71,6 +72,8 @@ class Credentials:
         issuer: str,
         client_id: str,
         token_endpoint: str,
+        revocation_endpoint: str | None = None,
+        end_session_endpoint: str | None = None,
         audience: str | None = None,
         requested_scope: str | None = None,
         client: ProviderClient | None = None,
@@ -84,6 +87,8 @@ class Credentials:
         self.client_id = client_id
         self.audience = audience
         self._token_endpoint = token_endpoint
+        self._revocation_endpoint = revocation_endpoint
+        self._end_session_endpoint = end_session_endpoint
         self._client = client or ProviderClient()
         self._jwks = jwks
         self._algorithms = id_token_algorithms
@@ -219,6 +224,41 @@ class Credentials:
     def _lifetime_of(self, response: TokenResponse) -> float | None:
         return None if response.expires_at is None else response.expires_at - self._clock()
 
+    def logout(self) -> str:
+        """Revoke the refresh token at the provider (RFC 7009), then forget every token.
+
+        Local state is cleared even if the provider cannot be reached. Returns what happened,
+        in words for the user: an issued JWT access token stays valid until it expires.
+        """
+        with self._lock:
+            refresh_token, endpoint = self._refresh_token, self._revocation_endpoint
+            outcome = "No refresh token was held, so there was nothing to revoke at the provider."
+            if refresh_token is not None and endpoint is None:
+                outcome = ("The provider advertises no revocation endpoint: the refresh token "
+                           "was forgotten here but not revoked.")
+            elif refresh_token is not None and endpoint is not None:
+                try:
+                    self._client.post_form(endpoint, {
+                        "token": refresh_token,
+                        "token_type_hint": "refresh_token",
+                        "client_id": self.client_id,
+                    }, what="revocation", expect_json=False)
+                    outcome = "The refresh token was revoked at the provider."
+                except NbauthError as exc:
+                    outcome = (f"Warning: the refresh token could not be revoked at the provider "
+                               f"({exc}); it was forgotten here.")
+            self.clear()
+        return (f"{outcome} An access token already issued stays valid at the API until it "
+                "expires.")
+
+    def end_session_url(self) -> str | None:
+        """Where to end the browser session at the provider (RP-initiated logout), if known."""
+        if self._end_session_endpoint:
+            query = urlencode({"client_id": self.client_id})
+            sep = "&" if "?" in self._end_session_endpoint else "?"
+            return f"{self._end_session_endpoint}{sep}{query}"
+        return None
+
     def clear(self) -> None:
         """Forget every token held here (local only; the provider is not contacted)."""
         self._valid = False
@@ -257,6 +297,22 @@ class Credentials:
         parts.append(describe_remaining(remaining))
         parts.append("auto-refresh on" if self._refresh_token else "no refresh token")
         return ", ".join(parts)
+
+    def describe(self) -> dict[str, str]:
+        """What %auth0_token shows: facts about the login, never a token value."""
+        remaining = None if self.expires_at is None else self.expires_at - self._clock()
+        return {
+            "user": self.identity.label,
+            "subject": self.identity.subject or "(no ID token)",
+            "issuer": self.issuer,
+            "client id": self.client_id,
+            "audience": self.audience or "(none: opaque token for /userinfo)",
+            "scopes": " ".join(self.scopes) or "(none reported)",
+            "expiry": describe_remaining(remaining),
+            "state": self.state.value,
+            "refresh": (f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
+                        if self.can_refresh else "none: log in again when it expires"),
+        }
 
     def __repr__(self) -> str:
         return f"<nbauth.Credentials: {self.summary()}>"

@@ -323,6 +323,8 @@ class PendingLogin:
             issuer=self._metadata.issuer,
             client_id=self.client_id,
             token_endpoint=self._metadata.token_endpoint,
+            revocation_endpoint=self._metadata.revocation_endpoint,
+            end_session_endpoint=self._metadata.end_session_endpoint,
             audience=self.audience,
             requested_scope=request.requested_scope,
             client=self._client,

@@ -58,12 +58,16 @@ class ProviderClient:
         *,
         what: str,
         auth: tuple[str, str] | None = None,
+        expect_json: bool = True,
     ) -> dict[str, Any]:
         """POST a form to a token-style endpoint and return its JSON object.
 
-        A 4xx with an RFC 6749 §5.2 body raises the matching OAuthError.
+        A 4xx with an RFC 6749 §5.2 body raises the matching OAuthError. With
+        `expect_json=False` (RFC 7009 revocation answers 200 with any body) a 2xx returns {}.
         """
         response = self._send("POST", url, what=what, data=data, auth=auth)
+        if not expect_json and 200 <= response.status_code < 300:
+            return {}
         return self._json_object(response, what=what)
 
     def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:

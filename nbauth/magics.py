@@ -136,9 +136,24 @@ class AuthMagics(Magics):
         if login is None:
             print(f"No login is stored under `{var}`.")
             return None
-        login.logout()
-        print(f"Logged out: `{var}` was removed. Note that an access token already issued stays "
-              "valid at the API until it expires.")
+        outcome = login.logout()
+        print(f"`{var}` and `{login.settings.session_var}` were removed. {outcome}")
+        return None
+
+    @magic_arguments()
+    @argument("--var", help="Variable of the login to describe (default access_token).")
+    @line_magic
+    def auth0_token(self, line: str = "") -> None:
+        """Describe the current login: user, audience, scopes, expiry, refresh — never a token."""
+        args = parse_line(self.auth0_token, line)
+        var = args.var or self.config_defaults.var
+        login = self.logins.get(var)
+        credentials = None if login is None else login.credentials
+        if credentials is None or not credentials.valid:
+            print(f"No login is held under `{var}`. Run %auth0_login first.")
+            return None
+        for label, value in credentials.describe().items():
+            print(f"{label:>10}: {value}")
         return None
 
     # -- helpers ----------------------------------------------------------------------------

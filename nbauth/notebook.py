@@ -51,7 +51,7 @@ class NotebookLogin:
         self.credentials: Credentials | None = None
         self._lock = threading.RLock()
         self.widget.on_cancel(lambda: self.cancel("Login cancelled in the widget."))
-        self.widget.on_logout(self.logout)
+        self.widget.on_logout(self._logout_from_widget)
         self.widget.on_retry(self._retry)
 
     # -- actions ----------------------------------------------------------------------------
@@ -118,19 +118,25 @@ class NotebookLogin:
         if pending is not None and not pending.done():
             pending._supersede()
 
-    def logout(self) -> None:
-        """Forget the credentials and remove the namespace variables."""
+    def logout(self) -> str:
+        """Revoke and forget the credentials, remove the namespace variables; say what happened."""
         with self._lock:
             self.cancel("Logged out before the login finished.")
             credentials, self.credentials = self.credentials, None
+            outcome = "Logged out."
             if credentials is not None:
-                credentials.clear()
+                outcome = f"Logged out. {credentials.logout()}"
+                end_session = credentials.end_session_url()
+                if end_session:
+                    outcome += f" To end your session at the provider too, open {end_session}"
             for name in (self.settings.var, self.settings.session_var):
                 self.shell.user_ns.pop(name, None)
                 self.shell.user_ns_hidden.pop(name, None)
-        self.widget.show_logged_out(
-            "Logged out. An access token already issued stays valid at the API until it expires."
-        )
+        self.widget.show_logged_out(outcome)
+        return outcome
+
+    def _logout_from_widget(self) -> None:
+        self.logout()
 
     def retire(self, message: str) -> None:
         """A newer login took over this variable: drop the credentials, keep the namespace."""

@@ -264,3 +264,33 @@ def test_two_logins_started_at_once_leave_exactly_one_waiting(provider):
         for p in results:
             p.cancel()
     assert wait_until(lambda: not listener_threads())
+
+
+def test_logout_revokes_the_refresh_token_at_the_provider(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                         audience=provider.audience, port=0, open_browser=person, timeout=60)
+    person.join()
+    refresh_token = creds._refresh_token
+    outcome = creds.logout()
+    assert "revoked at the provider" in outcome and "stays valid" in outcome
+    assert not creds.valid
+    answer = requests.post(provider.issuer + "oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+        "client_id": provider.client_id}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    assert refresh_token not in outcome
+
+
+def test_logout_clears_locally_when_the_provider_is_unreachable(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=0,
+                         open_browser=person, timeout=60)
+    person.join()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/oauth/revoke"
+    creds._revocation_endpoint = dead
+    outcome = creds.logout()
+    assert outcome.startswith("Warning") and "could not be revoked" in outcome
+    assert not creds.valid and creds._refresh_token is None

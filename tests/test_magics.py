@@ -154,3 +154,19 @@ def test_config_magic_reaches_the_settings_after_loading(ip, magics):
         assert magics.config_defaults.timeout == 42.0
     finally:
         ip.run_line_magic("config", "NbauthConfig.timeout = 300.0")
+
+
+def test_token_magic_describes_the_login_without_the_token(ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    token = str(ip.user_ns["access_token"])
+    refresh = magics.logins["access_token"].credentials._refresh_token
+    with capture_output() as out:
+        ip.run_line_magic("auth0_token", "")
+    text = out.stdout
+    for expected in ("Demo User", "auth0|demo", provider.audience, "offline_access",
+                     "expires in", "automatic"):
+        assert expected in text
+    assert token not in text and refresh not in text
+    with capture_output() as out:
+        ip.run_line_magic("auth0_token", "--var nothing_here")
+    assert "No login is held under `nothing_here`" in out.stdout
