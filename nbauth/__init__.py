@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from .credentials import BearerAuth, BearerSession, Credentials, Identity
+from .device import DeviceLogin, start_device_login
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
+    DeviceFlowUnsupportedError,
+    DeviceLoginExpiredError,
     IdTokenError,
     LoginCancelledError,
     LoginRequiredError,
@@ -32,6 +35,9 @@ __all__ = [
     "BearerSession",
     "ConfigurationError",
     "Credentials",
+    "DeviceFlowUnsupportedError",
+    "DeviceLogin",
+    "DeviceLoginExpiredError",
     "IdTokenError",
     "Identity",
     "LoginCancelledError",
@@ -45,6 +51,7 @@ __all__ = [
     "__version__",
     "load_ipython_extension",
     "login",
+    "start_device_login",
     "start_login",
 ]
 

@@ -5,7 +5,8 @@ state, nonce or client secret (they end up in notebook outputs and logs).
 
     NbauthError
     ├── ConfigurationError          a setting is missing or unusable (domain, client id, port …)
-    │   └── InsecureTransportError  plain http to a non-loopback host
+    │   ├── InsecureTransportError  plain http to a non-loopback host
+    │   └── DeviceFlowUnsupportedError  the provider offers no device authorization grant
     ├── LoopbackBindError           none of the configured callback ports could be bound
     ├── ProviderError               the provider could not be reached or answered nonsense
     │   ├── ProviderUnreachableError    connection refused, DNS failure, timeout
@@ -20,6 +21,7 @@ state, nonce or client secret (they end up in notebook outputs and logs).
     ├── IdTokenError                the ID token failed validation
     ├── LoginEndedError             a pending login ended without a result
     │   ├── LoginTimeoutError           nobody completed the login in time
+    │   │   └── DeviceLoginExpiredError     the device code expired before approval
     │   └── LoginCancelledError         cancelled, interrupted, or superseded by a newer login
     │       └── LoginSupersededError
     └── LoginRequiredError          the credentials can no longer be renewed: log in again
@@ -35,6 +37,8 @@ __all__ = [
     "AccessDeniedError",
     "AuthorizationResponseError",
     "ConfigurationError",
+    "DeviceFlowUnsupportedError",
+    "DeviceLoginExpiredError",
     "DiscoveryError",
     "IdTokenError",
     "InsecureTransportError",
@@ -72,6 +76,10 @@ class ConfigurationError(NbauthError, ValueError):
 
 class InsecureTransportError(ConfigurationError):
     """A provider URL uses plain http on a host that is not a loopback address."""
+
+
+class DeviceFlowUnsupportedError(ConfigurationError):
+    """The provider advertises no device_authorization_endpoint in its discovery document."""
 
 
 class LoopbackBindError(NbauthError):
@@ -205,6 +213,15 @@ class LoginEndedError(NbauthError):
 
 class LoginTimeoutError(LoginEndedError, TimeoutError):
     """Nobody completed the login before the timeout."""
+
+
+class DeviceLoginExpiredError(LoginTimeoutError):
+    """The device code expired before anyone approved the login (expired_token, or expires_in
+    passed); start a new device login."""
+
+    def __init__(self, message: str, *, reported_by_provider: bool) -> None:
+        super().__init__(message)
+        self.reported_by_provider = reported_by_provider
 
 
 class LoginCancelledError(LoginEndedError):

@@ -4,6 +4,11 @@ It speaks just enough OIDC for nbauth's code flow: discovery, an /authorize that
 browser straight back with a code (no login page), a token endpoint whose answers the test
 scripts, and a JWKS with a key the test controls. Every request is recorded so tests can assert
 what nbauth sent — and what it did *not* send (S-20: no token request after a failed check).
+
+With `device_flow=True` it also advertises an RFC 8628 device authorization endpoint
+(/oauth/device/code) whose answers `device_answers` script (by default: a fresh device code, the
+user code ABCD-EFGH, expires_in 600, interval 5). An answer may also drop the connection without
+answering (`ScriptedProvider.disconnect()`), which a client sees as a connection error.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class ScriptedProvider:
     key: Any = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
     kid: str = "k1"
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    device_flow: bool = False
+    device_answers: list[TokenAnswer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
@@ -85,6 +92,8 @@ class ScriptedProvider:
             "id_token_signing_alg_values_supported": ["RS256"],
             "authorization_response_iss_parameter_supported": self.advertise_iss,
         }
+        if self.device_flow:
+            doc["device_authorization_endpoint"] = self.issuer + "oauth/device/code"
         doc.update(self.extra_metadata)
         return doc
 
@@ -119,6 +128,36 @@ class ScriptedProvider:
         return answer
 
     @staticmethod
+    def device_response(**overrides: Any) -> TokenAnswer:
+        """A device authorization response (RFC 8628 §3.2); a None override drops the field."""
+        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
+            body: dict[str, Any] = {
+                "device_code": "dc-" + secrets.token_urlsafe(24),
+                "user_code": "ABCD-EFGH",
+                "verification_uri": p.issuer + "activate",
+                "verification_uri_complete": p.issuer + "activate?user_code=ABCD-EFGH",
+                "expires_in": 600,
+                "interval": 5,
+            }
+            body.update(overrides)
+            body = {k: v for k, v in body.items() if v is not None}
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        return answer
+
+    @staticmethod
+    def oauth_error(error: str, status: int = 400, **extra: Any) -> TokenAnswer:
+        """An RFC 6749 §5.2 error body (authorization_pending, slow_down, expired_token …)."""
+        body = json.dumps({"error": error, **extra}).encode()
+        return ScriptedProvider.raw(status, body, "application/json")
+
+    @staticmethod
+    def disconnect() -> TokenAnswer:
+        """Close the connection without answering (the client sees a connection error)."""
+        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
+            raise _Disconnect
+        return answer
+
+    @staticmethod
     def raw(status: int, body: bytes, content_type: str = "text/html",
             delay: float = 0.0) -> TokenAnswer:
         def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
@@ -126,6 +165,15 @@ class ScriptedProvider:
                 time.sleep(delay)
             return status, {"Content-Type": content_type}, body
         return answer
+
+
+class _Disconnect(Exception):
+    """Raised by a scripted answer to drop the connection without a response."""
+
+
+def _next(answers: list[TokenAnswer]) -> TokenAnswer | None:
+    """The next scripted answer; the last one repeats."""
+    return answers.pop(0) if len(answers) > 1 else (answers[0] if answers else None)
 
 
 def _make_handler(provider: ScriptedProvider) -> type[BaseHTTPRequestHandler]:
@@ -174,14 +222,21 @@ def _make_handler(provider: ScriptedProvider) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             form = dict(parse_qsl(self.rfile.read(length).decode()))
             rec = self._record(form)
-            if rec.path != "/oauth/token":
+            if rec.path == "/oauth/device/code" and provider.device_flow:
+                answer = _next(provider.device_answers) or ScriptedProvider.device_response()
+            elif rec.path == "/oauth/token":
+                answer = _next(provider.token_answers)
+            else:
                 self._send(404, {"Content-Type": "text/plain"}, b"not found")
                 return
-            answers = provider.token_answers
-            answer = answers.pop(0) if len(answers) > 1 else (answers[0] if answers else None)
             if answer is None:
                 self._json({"error": "server_error"}, 500)
                 return
-            self._send(*answer(form, provider))
+            try:
+                reply = answer(form, provider)
+            except _Disconnect:
+                self.close_connection = True
+                return
+            self._send(*reply)
 
     return Handler
