@@ -108,6 +108,7 @@ class LoginSettings:
     session_var: str = "auth0_session"
     open_browser: bool = True
     wait: bool = True
+    device: bool = False
     extra_params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -138,6 +139,7 @@ class LoginSettings:
         for name, value in overrides.items():
             if name != "extra_params" and value is not None:
                 values[name] = value
+        values.setdefault("device", False)
         for name in ("domain", "client_id"):
             if not values[name]:
                 raise ConfigurationError(

@@ -72,6 +72,9 @@ class AuthMagics(Magics):
               help="Do not open a browser; click the button or copy the URL instead.")
     @argument("--no-wait", dest="no_wait", action="store_true",
               help="Return at once; the token appears in the namespace when the login ends.")
+    @argument("--device", action="store_true",
+              help="Use the device authorization grant: enter a short code on the provider's "
+              "page from any browser (for kernels the browser cannot reach).")
     @argument("--organization", help="Auth0 organization id or name.")
     @argument("--connection", help="Auth0 connection to use (skips the chooser).")
     @argument("--login-hint", dest="login_hint", help="Email to prefill at the provider.")
@@ -176,6 +179,8 @@ class AuthMagics(Magics):
                 overrides["open_browser"] = False
             if args.no_wait:
                 overrides["wait"] = False
+            if args.device:
+                overrides["device"] = True
             extra = {k: v for k in ("organization", "connection", "login_hint", "prompt")
                      if (v := getattr(args, k)) is not None}
             for item in args.param:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import LoginSettings
 from .credentials import Credentials
+from .device import DeviceLogin, start_device_login
 from .errors import LoginCancelledError, NbauthError
 from .flow import PendingLogin, Status, start_login
 from .widget import LoginWidget
@@ -47,7 +48,7 @@ class NotebookLogin:
         self.cancel_while_waiting = cancel_while_waiting
         self._replaces = replaces  # an earlier login for this variable, retired on success
         self.widget = LoginWidget(settings.domain)
-        self.pending: PendingLogin | None = None
+        self.pending: PendingLogin | DeviceLogin | None = None
         self.credentials: Credentials | None = None
         self._lock = threading.RLock()
         self.widget.on_cancel(lambda: self.cancel("Login cancelled in the widget."))
@@ -55,8 +56,10 @@ class NotebookLogin:
         self.widget.on_retry(self._retry)
 
     # -- actions ----------------------------------------------------------------------------
-    def start(self) -> PendingLogin:
-        """Begin a login (superseding this one's pending login) and show its URL."""
+    def start(self) -> PendingLogin | DeviceLogin:
+        """Begin a login (superseding this one's pending login) and show what to do."""
+        if self.settings.device:
+            return self._start_device()
         settings = self.settings
         with self._lock:
             try:
@@ -78,6 +81,34 @@ class NotebookLogin:
         if settings.open_browser and not in_remote_session():
             _open_in_background(pending.start_url)
         return pending
+
+    def _start_device(self) -> DeviceLogin:
+        """RFC 8628: show the user code and link; poll on a background thread."""
+        settings = self.settings
+        with self._lock:
+            try:
+                device = start_device_login(settings.domain, settings.client_id,
+                                            audience=settings.audience, scope=settings.scope)
+            except NbauthError as exc:
+                self.widget.show_error(str(exc))
+                raise
+            self.pending = device
+        self.widget.show_device(device, cancellable=self.cancel_while_waiting)
+        threading.Thread(target=self._poll_device, args=(device,), name="nbauth-device-poll",
+                         daemon=True).start()
+        return device
+
+    def _poll_device(self, device: DeviceLogin) -> None:
+        try:
+            credentials = device.wait()
+        except NbauthError as exc:
+            if device is self.pending:
+                self.widget.show_error(str(exc))
+            return
+        except BaseException:  # noqa: BLE001 - a daemon thread must end quietly
+            return
+        if device is self.pending:
+            self._install(credentials)
 
     def wait(self) -> Credentials:
         """Block until the pending login ends (Ctrl-C / kernel interrupt cancels it)."""
@@ -111,11 +142,15 @@ class NotebookLogin:
         pending = self.pending
         if pending is not None and not pending.done():
             pending.cancel(reason)
+            if isinstance(pending, DeviceLogin):  # its poller may sleep a while before noticing
+                self.widget.show_error(reason)
 
     def supersede(self) -> None:
         """End the pending login because a newer one for the same variable starts."""
         pending = self.pending
-        if pending is not None and not pending.done():
+        if isinstance(pending, DeviceLogin):
+            pending.cancel("A newer login replaced this one.")
+        elif pending is not None and not pending.done():
             pending._supersede()
 
     def logout(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .credentials import Credentials
+from .device import DeviceLogin
 from .flow import Status
 from .tokens import describe_remaining
 
@@ -64,6 +65,7 @@ class LoginWidget(widgets.VBox):
         self._cancel.on_click(lambda _: self._fire("cancel"))
         self._logout.on_click(lambda _: self._fire("logout"))
         self._credentials: Credentials | None = None
+        self._device: DeviceLogin | None = None
         self._ticker: threading.Timer | None = None
         self._show(link=False, retry=False, cancel=False, logout=False)
 
@@ -105,6 +107,31 @@ class LoginWidget(widgets.VBox):
         self._show(link=True, retry=False, cancel=cancellable, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
 
+    def show_device(self, device: DeviceLogin, *, cancellable: bool = True) -> None:
+        """The device flow: the user code, a link to the activation page, a countdown."""
+        self._stop_ticker()
+        self._credentials = None
+        self._device = device
+        link = device.link
+        if link is not None:
+            self._link.value = (
+                f'<a href="{escape(link, quote=True)}" target="_blank" '
+                f'rel="noopener noreferrer" style="{_LINK_STYLE}">Log in</a>'
+            )
+        self._show(link=link is not None, retry=False, cancel=cancellable, logout=False)
+        self._render_device()
+        self._start_ticker()
+
+    def _render_device(self) -> None:
+        device = self._device
+        if device is None:
+            return
+        self._status.value = (
+            f"Open <b>{escape(device.verification_uri)}</b> in any browser and enter the code "
+            f"<code style='font-size:1.2em;font-weight:700'>{escape(device.user_code)}</code> "
+            f"<small>({escape(describe_remaining(device.expires_in()))}; waiting…)</small>"
+        )
+
     def update(self, status: Status) -> None:
         """Reflect a login's progress; the URL disappears once the login has ended."""
         if status.phase == Status.SUCCEEDED:
@@ -116,6 +143,7 @@ class LoginWidget(widgets.VBox):
 
     def show_credentials(self, credentials: Credentials) -> None:
         """'Logged in as …', with time left (kept up to date) and scopes — never a token."""
+        self._device = None
         self._credentials = credentials
         self._show(link=False, retry=False, cancel=False, logout=True)
         self._render_credentials()
@@ -124,11 +152,13 @@ class LoginWidget(widgets.VBox):
     def show_error(self, message: str) -> None:
         """The failure in words, and the Log in button to try again."""
         self._stop_ticker()
+        self._device = None
         self._show(link=False, retry=True, cancel=False, logout=False)
         self._set_status(message, error=True)
 
     def show_logged_out(self, message: str = "Logged out.") -> None:
         self._stop_ticker()
+        self._device = None
         self._credentials = None
         self._show(link=False, retry=True, cancel=False, logout=False)
         self._set_status(message)
@@ -171,15 +201,19 @@ class LoginWidget(widgets.VBox):
             f"<small>({escape(details)})</small>"
         )
 
-    def _start_ticker(self) -> None:
+    def _start_ticker(self, seconds: float = TICK_SECONDS) -> None:
         self._stop_ticker()
-        ticker = threading.Timer(TICK_SECONDS, self._tick)
+        ticker = threading.Timer(seconds, self._tick)
         ticker.daemon = True
         ticker.name = "nbauth-widget-ticker"
         self._ticker = ticker
         ticker.start()
 
     def _tick(self) -> None:
+        if self._device is not None and not self._device.done():
+            self._render_device()
+            self._start_ticker(1.0)
+            return
         if self._credentials is None or not self._credentials.valid:
             return
         self._render_credentials()

@@ -150,3 +150,43 @@ def test_a_newer_login_for_the_same_variable_retires_the_older_one(ip, magics, p
     assert str(ip.user_ns["access_token"]) != old_token
     assert not old_credentials.valid
     assert "Replaced by a newer login" in first.widget.status_text
+
+
+@pytest.fixture(scope="module")
+def quick_device_provider():
+    from devprovider import running_provider
+
+    with running_provider(device_interval=1) as info:
+        yield info
+
+
+def test_device_login_shows_the_code_and_completes(ip, magics, quick_device_provider):
+    from scripted_user import complete_device_login
+
+    provider = quick_device_provider
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --audience {provider.audience} --device --no-wait")
+    login = magics.logins["access_token"]
+    device = login.pending
+    w = login.widget
+    assert device.user_code in w.status_text and device.verification_uri in w.status_text
+    assert visible(w._link) and visible(w._cancel)
+    assert device._device_code not in json.dumps(
+        __import__("ipywidgets").Widget.get_manager_state())
+    complete_device_login(device.verification_uri, user_code=device.user_code)
+    wait_for(lambda: "access_token" in ip.user_ns, seconds=20)
+    assert "Logged in as <b>Demo User" in w.status_text
+    assert device.user_code not in w.status_text
+
+
+def test_device_login_cancel_button(ip, magics, quick_device_provider):
+    provider = quick_device_provider
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --device --no-wait")
+    login = magics.logins["access_token"]
+    login.widget._cancel.click()
+    wait_for(lambda: "cancelled" in login.widget.status_text.lower())
+    assert login.pending.done()
+    assert visible(login.widget._retry)
