@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from .authorize import DEFAULT_SCOPE
 from .errors import ConfigurationError
 from .flow import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .loopback import DEFAULT_PORTS
+from .route import MODES
 
 __all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]
 
@@ -30,6 +31,8 @@ ENVIRONMENT: dict[str, str] = {
     "AUTH0_AUDIENCE": "audience",
     "NBAUTH_SCOPE": "scope",
     "NBAUTH_PORTS": "ports",
+    "NBAUTH_CALLBACK": "callback",
+    "NBAUTH_PUBLIC_URL": "public_url",
 }
 
 _HOW_TO_SET = {
@@ -92,6 +95,15 @@ class NbauthConfig(Configurable):
                         "local sessions.").tag(config=True)
     wait = Bool(True, help="Make the login cell wait until the login ends (so Run All "
                 "works).").tag(config=True)
+    callback = Enum(MODES, default_value="auto", help="How the browser returns to the kernel: "
+                    "'loopback' (127.0.0.1), 'jupyter' (through the Jupyter server's nbauth "
+                    "extension; for JupyterHub and remote servers), 'device' (no callback: "
+                    "enter a code), or 'auto' (loopback locally; on JupyterHub the Jupyter "
+                    "route when possible, else the device flow).").tag(config=True)
+    public_url = Unicode("", help="The address users open Jupyter at, for the Jupyter-routed "
+                         "callback: the hub's URL on JupyterHub (https://hub.example.org/), "
+                         "the server's URL otherwise. Never taken from request headers."
+                         ).tag(config=True)
 
 
 @dataclass
@@ -109,6 +121,8 @@ class LoginSettings:
     open_browser: bool = True
     wait: bool = True
     device: bool = False
+    callback: str = "auto"
+    public_url: str = ""
     extra_params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -123,7 +137,7 @@ class LoginSettings:
         values: dict[str, Any] = {
             name: getattr(config, name)
             for name in ("domain", "client_id", "audience", "scope", "ports", "timeout", "var",
-                         "session_var", "open_browser", "wait")
+                         "session_var", "open_browser", "wait", "callback", "public_url")
         }
         values["ports"] = tuple(values["ports"])
         for env_name, name in ENVIRONMENT.items():
@@ -140,6 +154,14 @@ class LoginSettings:
             if name != "extra_params" and value is not None:
                 values[name] = value
         values.setdefault("device", False)
+        if values["device"]:
+            values["callback"] = "device"
+        values["callback"] = str(values["callback"]).strip().lower()
+        if values["callback"] not in MODES:
+            raise ConfigurationError(
+                f"The callback mode {values['callback']!r} is unknown; use one of "
+                f"{', '.join(MODES)}."
+            )
         for name in ("domain", "client_id"):
             if not values[name]:
                 raise ConfigurationError(

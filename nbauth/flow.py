@@ -9,6 +9,7 @@ for "Run All".
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import threading
 import time
@@ -41,6 +42,8 @@ from .errors import (
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, JwksCache, validate_id_token
 from .loopback import DEFAULT_PORTS, CallbackListener, Reply
+from .route import CallbackRoute
+from .serverext.registry import Registry
 from .tokens import Clock, parse_token_response
 
 __all__ = ["DEFAULT_TIMEOUT", "PendingLogin", "Status", "login", "start_login"]
@@ -135,9 +138,11 @@ class PendingLogin:
         audience: str | None,
         timeout: float,
         key: tuple[str, ...],
+        route: CallbackRoute | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._request = request
+        self.route = route
         self._metadata = metadata
         self._listener = listener
         self._client = client
@@ -154,7 +159,26 @@ class PendingLogin:
         self._error: NbauthError | None = None
         self._callbacks: list[StatusCallback] = []
         self.status = Status(Status.WAITING, "Waiting for you to log in in the browser…")
-        self._start_url = listener.set_start(request.url)
+        start_token = listener.set_start(request.url)
+        self._registry: Registry | None = None
+        if route is not None and route.mode == "jupyter":
+            self._start_url = route.start_link(start_token)
+            registry = Registry(route.registry_dir)
+            try:
+                registry.register(
+                    state=request.state, start_token=start_token, port=listener.port,
+                    relay_key=listener.relay_key or "", server=route.server_base_url or "",
+                    ttl=timeout,
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"Could not register the login with the Jupyter server in "
+                    f"{registry.directory} ({exc.strerror or exc}). Use --callback device, "
+                    "or fix that directory (it must be yours, mode 0700)."
+                ) from None
+            self._registry = registry
+        else:
+            self._start_url = listener.start_link(start_token)
         self._timer = threading.Timer(timeout, self._on_timeout)
         self._timer.daemon = True
 
@@ -341,6 +365,8 @@ class PendingLogin:
             self._result, self._error = result, None if error is None else scrub(error)
             self._claimed = True
         self._timer.cancel()
+        if self._registry is not None:
+            self._registry.unregister(self._request.state)
         if close:
             self._listener.close()
         with _registry_lock:
@@ -383,13 +409,18 @@ def start_login(
     timeout: float = DEFAULT_TIMEOUT,
     extra_params: Mapping[str, str] | None = None,
     client: ProviderClient | None = None,
+    route: CallbackRoute | None = None,
     clock: Clock = time.time,
 ) -> PendingLogin:
     """Begin a login and return at once; open `pending.start_url` in a browser to complete it.
 
     A pending login with the same provider, client and audience is superseded: it ends with
-    LoginSupersededError and its port is freed for this one.
+    LoginSupersededError and its port is freed for this one. `route` (from `choose_route`)
+    sends the browser back through the Jupyter server instead of straight to 127.0.0.1.
     """
+    if route is not None and route.mode == "device":
+        raise ConfigurationError("start_login cannot use the device route; call "
+                                 "start_device_login instead.")
     _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
         0 < timeout <= MAX_TIMEOUT
@@ -409,15 +440,22 @@ def start_login(
         previous = _pending.get(key)
     if previous is not None:
         previous._supersede()
-    listener = CallbackListener(ports)  # bound before any URL exists (RFC 8252 §8.3)
+    routed = route is not None and route.mode == "jupyter"
+    # Bound before any URL exists (RFC 8252 §8.3). Routed logins listen on any free port: the
+    # provider never sees it, and only the server extension (holding the relay key) may call.
+    listener = (CallbackListener((0,), relay_key=secrets.token_urlsafe(32)) if routed
+                else CallbackListener(ports))
     try:
+        redirect_uri = (route.redirect_uri if routed and route is not None
+                        and route.redirect_uri else listener.redirect_uri)
         request = build_authorization_request(
-            metadata, client_id=client_id, redirect_uri=listener.redirect_uri, scope=scope,
+            metadata, client_id=client_id, redirect_uri=redirect_uri, scope=scope,
             audience=audience, extra_params=extra_params,
         )
         pending = PendingLogin(
             request=request, metadata=metadata, listener=listener, client=client,
-            client_id=client_id, audience=audience, timeout=timeout, key=key, clock=clock,
+            client_id=client_id, audience=audience, timeout=timeout, key=key,
+            route=route if routed else None, clock=clock,
         )
         with _registry_lock:
             newest = _generations[key] == generation

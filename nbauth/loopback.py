@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import json
 import secrets
 import socket
 import sys
@@ -24,14 +25,16 @@ from urllib.parse import parse_qsl, urlsplit
 from .errors import ConfigurationError, LoopbackBindError
 from .pages import PAGE_HEADERS, render_page
 
-__all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "START_PATH", "CallbackListener",
-           "Reply"]
+__all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "RELAY_HEADER", "START_PATH",
+           "CallbackListener", "Reply"]
 
 LOOPBACK_HOST = "127.0.0.1"
 CALLBACK_PATH = "/callback"
 #: `/start/<token>` redirects the browser to the authorization URL, so the URL that is shown,
 #: opened and saved with a notebook carries an opaque token instead of the login's state.
 START_PATH = "/start/"
+#: In relay mode (Jupyter-routed logins) every request must carry the login's relay key here.
+RELAY_HEADER = "X-Nbauth-Relay"
 
 #: The ports tried when none are configured. Providers that match callback URLs exactly (Auth0)
 #: need each one registered: http://127.0.0.1:8765/callback, …:8766/…, …:8767/….
@@ -156,6 +159,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Reply(400, "Wrong address",
                              f"This page is served only at http://{expected_host}/."))
             return
+        if not listener.relay_allows(self.headers.get(RELAY_HEADER)):
+            self._send(Reply(403, "Use your Jupyter server",
+                             "This login completes through your Jupyter server, not here."))
+            return
         url = urlsplit(self.path)
         if url.path.startswith(START_PATH):
             location = listener.start_location(url.path[len(START_PATH):])
@@ -201,10 +208,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, reply: Reply) -> None:
-        body = render_page(reply.title, reply.message, ok=reply.ok)
+        relayed = self.server.listener.relay_key is not None
+        if relayed:  # the server extension renders the page (with a link back to Jupyter)
+            body = json.dumps({"title": reply.title, "message": reply.message,
+                               "ok": reply.ok}).encode()
+            headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        else:
+            body = render_page(reply.title, reply.message, ok=reply.ok)
+            headers = PAGE_HEADERS
         try:
             self.send_response(reply.status)
-            for name, value in PAGE_HEADERS.items():
+            for name, value in headers.items():
                 self.send_header(name, value)
             if reply.status == 405:
                 self.send_header("Allow", "GET")
@@ -227,7 +241,8 @@ class CallbackListener:
     Binding happens in the constructor, so a URL is only ever built for a port that is ours.
     """
 
-    def __init__(self, ports: Sequence[int], handler: CallbackHandler | None = None) -> None:
+    def __init__(self, ports: Sequence[int], handler: CallbackHandler | None = None, *,
+                 relay_key: str | None = None) -> None:
         if not ports:
             raise ConfigurationError("No callback port is configured. Pass --port 8765 "
                                      "(and register http://127.0.0.1:8765/callback).")
@@ -237,6 +252,9 @@ class CallbackListener:
                     f"The callback port {port!r} is not a port number (0–65535)."
                 )
         self._handler = handler
+        #: When set, only the Jupyter server extension (which read it from the 0600
+        #: registration) may talk to this listener; browsers and other local users get 403.
+        self.relay_key = relay_key
         self._start: tuple[str, str] | None = None  # (token, authorization URL)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
@@ -273,10 +291,21 @@ class CallbackListener:
         return f"http://{LOOPBACK_HOST}:{self.port}{CALLBACK_PATH}"
 
     def set_start(self, location: str) -> str:
-        """Serve `location` behind a fresh opaque link; return that link (START_PATH)."""
+        """Serve `location` behind a fresh opaque token (at START_PATH); return the token."""
         token = secrets.token_urlsafe(24)
         self._start = (token, location)
+        return token
+
+    def start_link(self, token: str) -> str:
+        """The browser-facing link for a start token on this listener."""
         return f"http://{LOOPBACK_HOST}:{self.port}{START_PATH}{token}"
+
+    def relay_allows(self, presented: str | None) -> bool:
+        """Without a relay key anyone may call; with one, only who presents it."""
+        if self.relay_key is None:
+            return True
+        return presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "replace"), self.relay_key.encode("ascii"))
 
     def start_location(self, token: str) -> str | None:
         start = self._start

@@ -75,6 +75,12 @@ class AuthMagics(Magics):
     @argument("--device", action="store_true",
               help="Use the device authorization grant: enter a short code on the provider's "
               "page from any browser (for kernels the browser cannot reach).")
+    @argument("--callback", choices=("auto", "loopback", "jupyter", "device"),
+              help="How the browser returns: loopback (127.0.0.1), jupyter (through the "
+              "Jupyter server, for JupyterHub/remote servers), device, or auto (default) "
+              "[NBAUTH_CALLBACK].")
+    @argument("--public-url", dest="public_url", help="The address you open Jupyter (or the "
+              "hub) at, for --callback jupyter [NBAUTH_PUBLIC_URL].")
     @argument("--organization", help="Auth0 organization id or name.")
     @argument("--connection", help="Auth0 connection to use (skips the chooser).")
     @argument("--login-hint", dest="login_hint", help="Email to prefill at the provider.")
@@ -170,7 +176,7 @@ class AuthMagics(Magics):
         overrides: dict[str, Any] = {
             "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
             "scope": args.scope, "var": args.var, "session_var": args.session_var,
-            "timeout": args.timeout,
+            "timeout": args.timeout, "callback": args.callback, "public_url": args.public_url,
         }
         try:
             if args.port is not None:

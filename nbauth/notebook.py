@@ -17,8 +17,14 @@ from typing import Any
 from .config import LoginSettings
 from .credentials import Credentials
 from .device import DeviceLogin, start_device_login
-from .errors import LoginCancelledError, NbauthError
+from .errors import (
+    ConfigurationError,
+    DeviceFlowUnsupportedError,
+    LoginCancelledError,
+    NbauthError,
+)
 from .flow import PendingLogin, Status, start_login
+from .route import CallbackRoute, choose_route
 from .widget import LoginWidget
 
 __all__ = ["NotebookLogin", "in_remote_session"]
@@ -57,43 +63,63 @@ class NotebookLogin:
 
     # -- actions ----------------------------------------------------------------------------
     def start(self) -> PendingLogin | DeviceLogin:
-        """Begin a login (superseding this one's pending login) and show what to do."""
-        if self.settings.device:
-            return self._start_device()
+        """Begin a login (superseding this one's pending login) and show what to do.
+
+        The callback route is chosen first and shown with the exact redirect URI, so the user
+        sees what to register before anything else happens.
+        """
         settings = self.settings
+        try:
+            route = choose_route(settings.callback, settings.public_url)
+        except NbauthError as exc:
+            self.widget.show_error(str(exc))
+            raise
+        self.widget.set_mode(route.label)
+        if route.mode == "device":
+            return self._start_device(route)
         with self._lock:
             try:
                 pending = start_login(
                     settings.domain, settings.client_id, audience=settings.audience,
                     scope=settings.scope, port=settings.ports, timeout=settings.timeout,
-                    extra_params=settings.extra_params,
+                    extra_params=settings.extra_params, route=route,
                 )
             except NbauthError as exc:
                 self.widget.show_error(str(exc))
                 raise
             self.pending = pending
-        note = f"(callback {pending.redirect_uri})"
+        note = (f"({route.reason})" if route.mode == "jupyter"
+                else f"(callback {pending.redirect_uri})")
         if not self.cancel_while_waiting:
             note += " To cancel, interrupt the kernel."
         self.widget.show_pending(pending.start_url, note=note,
                                  cancellable=self.cancel_while_waiting)
         pending.on_status(lambda status: self._on_status(pending, status))
-        if settings.open_browser and not in_remote_session():
+        if settings.open_browser and route.mode == "loopback" and not in_remote_session():
             _open_in_background(pending.start_url)
         return pending
 
-    def _start_device(self) -> DeviceLogin:
+    def _start_device(self, route: CallbackRoute) -> DeviceLogin:
         """RFC 8628: show the user code and link; poll on a background thread."""
         settings = self.settings
         with self._lock:
             try:
                 device = start_device_login(settings.domain, settings.client_id,
                                             audience=settings.audience, scope=settings.scope)
+            except DeviceFlowUnsupportedError as exc:
+                chosen = settings.callback == "device"
+                error = exc if chosen else ConfigurationError(
+                    f"{route.reason.split(' Until then')[0]} The provider offers no device "
+                    "flow either, so this login cannot complete here."
+                )
+                self.widget.show_error(str(error))
+                raise error from None
             except NbauthError as exc:
                 self.widget.show_error(str(exc))
                 raise
             self.pending = device
-        self.widget.show_device(device, cancellable=self.cancel_while_waiting)
+        self.widget.show_device(device, cancellable=self.cancel_while_waiting,
+                                note="" if settings.callback == "device" else route.reason)
         threading.Thread(target=self._poll_device, args=(device,), name="nbauth-device-poll",
                          daemon=True).start()
         return device

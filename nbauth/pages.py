@@ -27,12 +27,12 @@ _TEMPLATE = """<!doctype html>
 <title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
 color:#222}}h1{{font-size:1.4rem;color:{color}}}p{{line-height:1.5}}</style></head>
-<body><h1>{title}</h1><p>{message}</p><p>{hint}</p></body></html>
+<body><h1>{title}</h1><p>{message}</p><p>{hint}</p>{back}</body></html>
 """
 
 
-def render_page(title: str, message: str, *, ok: bool) -> bytes:
-    """Render a complete, escaped HTML page."""
+def render_page(title: str, message: str, *, ok: bool, back: str | None = None) -> bytes:
+    """Render a complete, escaped HTML page; `back` adds a link to that (same-site) path."""
     hint = ("You can close this tab and return to your notebook." if ok
             else "Return to your notebook; it shows what to do next.")
     return _TEMPLATE.format(
@@ -40,4 +40,6 @@ def render_page(title: str, message: str, *, ok: bool) -> bytes:
         message=escape(message),
         hint=escape(hint),
         color="#1a7f37" if ok else "#b42318",
+        back="" if back is None else
+        f'<p><a href="{escape(back, quote=True)}">Back to Jupyter</a></p>',
     ).encode("utf-8")

@@ -66,6 +66,7 @@ class LoginWidget(widgets.VBox):
         self._logout.on_click(lambda _: self._fire("logout"))
         self._credentials: Credentials | None = None
         self._device: DeviceLogin | None = None
+        self._device_note = ""
         self._ticker: threading.Timer | None = None
         self._show(link=False, retry=False, cancel=False, logout=False)
 
@@ -107,11 +108,18 @@ class LoginWidget(widgets.VBox):
         self._show(link=True, retry=False, cancel=cancellable, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
 
-    def show_device(self, device: DeviceLogin, *, cancellable: bool = True) -> None:
+    def set_mode(self, mode: str) -> None:
+        """Name the callback route in the title (local callback, via Jupyter, device code)."""
+        self._mode = mode
+        self._set_title("Log in to")
+
+    def show_device(self, device: DeviceLogin, *, cancellable: bool = True,
+                    note: str = "") -> None:
         """The device flow: the user code, a link to the activation page, a countdown."""
         self._stop_ticker()
         self._credentials = None
         self._device = device
+        self._device_note = note
         link = device.link
         if link is not None:
             self._link.value = (
@@ -130,6 +138,7 @@ class LoginWidget(widgets.VBox):
             f"Open <b>{escape(device.verification_uri)}</b> in any browser and enter the code "
             f"<code style='font-size:1.2em;font-weight:700'>{escape(device.user_code)}</code> "
             f"<small>({escape(describe_remaining(device.expires_in()))}; waiting…)</small>"
+            + (f"<br><small>{escape(self._device_note)}</small>" if self._device_note else "")
         )
 
     def update(self, status: Status) -> None:

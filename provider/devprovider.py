@@ -132,6 +132,7 @@ def _cli_args(
     device_code_ttl: int | None = None,
     device_interval: int | None = None,
     exact_ports: Sequence[int] | None = None,
+    redirect_uris: Sequence[str] = (),
 ) -> list[str]:
     args: list[str] = []
     numeric = {
@@ -155,6 +156,8 @@ def _cli_args(
         if not ports:
             raise ValueError("exact_ports must not be empty")
         args += ["--exact-ports", ",".join(str(p) for p in ports)]
+    for uri in redirect_uris:
+        args += ["--redirect-uri", str(uri)]
     return args
 
 
@@ -281,6 +284,7 @@ def running_provider(
     device_code_ttl: int | None = None,
     device_interval: int | None = None,
     exact_ports: Sequence[int] | None = None,
+    redirect_uris: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT,
     node: str | None = None,
     log_path: str | os.PathLike[str] | None = None,
@@ -290,7 +294,8 @@ def running_provider(
     Keyword options map to the server's command-line flags (``port`` -> ``--port``,
     ``access_token_ttl`` -> ``--access-token-ttl``, ...; ``None`` keeps the server default:
     ports chosen by the OS, 3600 s access and ID tokens, 86400 s refresh tokens, 600 s device
-    codes, a device polling interval of 5 s, exact ports 8765-8767).  The provider runs with
+    codes, a device polling interval of 5 s, exact ports 8765-8767; ``redirect_uris`` adds exact
+    redirect URIs to the exact client, e.g. a JupyterHub's hub-wide callback).  The provider runs with
     ``--exit-on-stdin-close`` so it dies with this process.  Its stderr goes to ``log_path``
     (kept) or to a temporary file (deleted on exit; the environment variable
     ``NBAUTH_PROVIDER_LOG`` names a file to keep).
@@ -309,6 +314,7 @@ def running_provider(
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
         exact_ports=exact_ports,
+        redirect_uris=redirect_uris,
     )
     keep_path = str(log_path) if log_path is not None else os.environ.get("NBAUTH_PROVIDER_LOG")
     if keep_path:

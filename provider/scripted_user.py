@@ -249,11 +249,13 @@ class _Submit:
 class _Driver:
     """Walks the provider's pages; one instance per sign-in."""
 
-    def __init__(self, plan: _Plan, *, timeout: float, max_steps: int = MAX_STEPS) -> None:
+    def __init__(self, plan: _Plan, *, timeout: float, max_steps: int = MAX_STEPS,
+                 session: requests.Session | None = None) -> None:
         self.plan = plan
         self.deadline = time.monotonic() + timeout
         self.max_steps = max_steps
-        self.session = requests.Session()
+        self.own_session = session is None
+        self.session = requests.Session() if session is None else session
         self.session.trust_env = False  # never a proxy, never .netrc credentials
         self.session.max_redirects = 10
         self.session.headers["User-Agent"] = "nbauth-scripted-user/1"
@@ -262,7 +264,8 @@ class _Driver:
         self.denied = False
 
     def close(self) -> None:
-        self.session.close()
+        if self.own_session:
+            self.session.close()
 
     def _remaining(self, what: str, url: str) -> float:
         left = self.deadline - time.monotonic()
@@ -411,6 +414,7 @@ def complete_login(
     decision: str = "allow",
     follow_callback: bool = True,
     timeout: float = 20,
+    session: requests.Session | None = None,
 ) -> str:
     """Sign in on the demo provider like a person with a browser would.
 
@@ -421,6 +425,9 @@ def complete_login(
     and returns the text of the page the application served; without, returns the redirect
     URL unvisited.  At most ~12 steps, all within ``timeout`` seconds.
 
+    ``session`` lends the person's browser: e.g. one already logged in to a JupyterHub, so that
+    hub cookies go along with the callback (the provider's cookies are added to it).
+
     Raises:
         LoginRejected: the login form came back with an error ("Wrong email or password.").
         ScriptedUserError: a page answered with an HTTP error, an unexpected page was shown,
@@ -428,7 +435,7 @@ def complete_login(
         ValueError: ``decision`` is neither "allow" nor "deny".
     """
     plan = _Plan(username=username, password=password, decision=_check_decision(decision))
-    driver = _Driver(plan, timeout=timeout)
+    driver = _Driver(plan, timeout=timeout, session=session)
     try:
         return driver.run(authorize_url, follow_callback=follow_callback, final_page_ok=False)
     finally:

@@ -57,7 +57,8 @@ function usage(message) {
   if (message) console.error(`error: ${message}`);
   console.error(`usage: node server.mjs [--port N] [--api-port N] [--access-token-ttl S]
        [--id-token-ttl S] [--refresh-token-ttl S] [--device-code-ttl S]
-       [--device-interval S] [--exact-ports P1,P2,...] [--exit-on-stdin-close]`);
+       [--device-interval S] [--exact-ports P1,P2,...] [--redirect-uri URL]...
+       [--exit-on-stdin-close]`);
   process.exit(2);
 }
 
@@ -71,6 +72,7 @@ function parseArgs(argv) {
     deviceCodeTtl: 600,
     deviceInterval: 5,
     exactPorts: DEFAULT_EXACT_PORTS,
+    extraRedirects: [],
     exitOnStdinClose: false,
   };
   const numeric = {
@@ -93,11 +95,21 @@ function parseArgs(argv) {
       opts.exitOnStdinClose = true;
       continue;
     }
-    if (!(arg in numeric) && arg !== '--exact-ports') usage(`unknown option ${arg}`);
+    if (!(arg in numeric) && arg !== '--exact-ports' && arg !== '--redirect-uri') {
+      usage(`unknown option ${arg}`);
+    }
     if (value === undefined) {
       i += 1;
       if (i >= argv.length) usage(`${arg} needs a value`);
       value = argv[i];
+    }
+    if (arg === '--redirect-uri') {
+      // Another exact redirect URI for the exact client (e.g. a JupyterHub's hub-wide callback).
+      let url;
+      try { url = new URL(value); } catch { usage('--redirect-uri needs an absolute URL'); }
+      if (!['http:', 'https:'].includes(url.protocol)) usage('--redirect-uri needs http(s)');
+      opts.extraRedirects.push(value);
+      continue;
     }
     if (arg === '--exact-ports') {
       const ports = value.split(',').map((p) => p.trim()).filter(Boolean).map(Number);
@@ -256,7 +268,10 @@ function audienceFrom(ctx) {
   return undefined;
 }
 
-const exactRedirects = opts.exactPorts.map((p) => `http://127.0.0.1:${p}/callback`);
+const exactRedirects = [
+  ...opts.exactPorts.map((p) => `http://127.0.0.1:${p}/callback`),
+  ...opts.extraRedirects,
+];
 const exactLogoutRedirects = opts.exactPorts.map((p) => `http://127.0.0.1:${p}/logged-out`);
 
 const configuration = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from notebook_ui import SCREENSHOTS, open_notebook, write_notebook
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from servers import FLAVOURS, JupyterServer, running_jupyter
+from jupyter_servers import FLAVOURS, JupyterServer, running_jupyter
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

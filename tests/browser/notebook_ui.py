@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import nbformat
 from playwright.sync_api import BrowserContext, Locator, Page, expect
-from servers import JupyterServer
+from jupyter_servers import JupyterServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

@@ -1,4 +1,4 @@
-"""Real Jupyter servers (JupyterLab, Notebook 7) for the browser tests, each in its own sandbox.
+"""Real Jupyter servers (JupyterLab, Notebook 7, bare) for the tests, each in its own sandbox.
 
 Every server gets a temporary root dir, JUPYTER_CONFIG_DIR / JUPYTER_DATA_DIR /
 JUPYTER_RUNTIME_DIR / IPYTHONDIR, a known token, and binds 127.0.0.1 only.
@@ -38,6 +38,8 @@ FLAVOURS = {
     # test's tabs from its saved workspace; `reset` starts from an empty one.
     "lab": ("jupyterlab", "lab/tree/{name}?reset&"),
     "notebook": ("notebook", "notebooks/{name}"),
+    # A bare Jupyter server (no UI): for the server extension's own tests.
+    "server": ("jupyter_server", "api/contents/{name}"),
 }
 
 #: JupyterLab/Notebook 7 user settings written before the server starts (same settings system).
@@ -62,6 +64,11 @@ class JupyterServer:
     root: Path
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def runtime_dir(self) -> Path:
+        """JUPYTER_RUNTIME_DIR of the server and its kernels."""
+        return self.root.parent / "runtime"
 
     def notebook_url(self, name: str) -> str:
         path = FLAVOURS[self.flavour][1].format(name=name)

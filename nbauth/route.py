@@ -1,0 +1,180 @@
+"""How the browser's answer gets back to the kernel: loopback, the Jupyter server, or no callback.
+
+- ``loopback``: the browser runs on the kernel's machine and reaches ``http://127.0.0.1:PORT``
+  (RFC 8252 §7.3). The default for local notebooks.
+- ``jupyter``: the browser is elsewhere (JupyterHub, Binder, a remote server) but reaches the
+  Jupyter server, whose nbauth extension relays ``{base_url}nbauth/callback`` to the kernel. On
+  JupyterHub the redirect URI is the hub-wide ``{hub}/hub/user-redirect/nbauth/callback``.
+- ``device``: nothing can call back (RFC 8628); the user types a code at the provider.
+
+``auto`` picks loopback locally; in a JupyterHub session it picks ``jupyter`` when the server
+extension runs and the hub's public address is configured, and the device flow otherwise,
+saying why. The public address comes only from configuration (NBAUTH_PUBLIC_URL,
+``c.NbauthConfig.public_url``, or the hub's own JUPYTERHUB_PUBLIC_HUB_URL) — never from request
+headers, which whoever sends the request controls (RFC 9700 §4.13).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from .errors import ConfigurationError, InsecureTransportError
+
+__all__ = ["MODES", "CallbackRoute", "choose_route"]
+
+MODES = ("auto", "loopback", "jupyter", "device")
+_CALLBACK = "nbauth/callback"
+
+
+@dataclass(frozen=True)
+class CallbackRoute:
+    """The chosen way back, and the words that explain it to the user before the flow starts."""
+
+    mode: str
+    reason: str
+    redirect_uri: str | None = None
+    #: jupyter mode: the base URL of the server that relays (``/user/alice/``) …
+    server_base_url: str | None = None
+    #: … and the absolute address of its pages, for the link the user opens.
+    server_public_url: str | None = None
+    registry_dir: Path | None = None
+
+    def start_link(self, token: str) -> str:
+        """The browser link that starts a Jupyter-routed login (token in the query, which
+        Jupyter's access log scrubs)."""
+        if self.server_public_url is None:
+            raise ValueError("only Jupyter-routed logins have a server start link")
+        return f"{self.server_public_url}nbauth/start?{urlencode({'key': token})}"
+
+    @property
+    def label(self) -> str:
+        return {"loopback": "local callback", "jupyter": "via your Jupyter server",
+                "device": "device code"}[self.mode]
+
+
+def choose_route(mode: str = "auto", public_url: str = "",
+                 environ: Mapping[str, str] | None = None,
+                 registry_dir: Path | None = None) -> CallbackRoute:
+    """Decide the callback route for a login started in this process."""
+    environ = os.environ if environ is None else environ
+    mode = (mode or "auto").strip().lower()
+    if mode not in MODES:
+        raise ConfigurationError(
+            f"The callback mode {mode!r} is unknown; use one of {', '.join(MODES)} "
+            "(--callback, NBAUTH_CALLBACK or c.NbauthConfig.callback)."
+        )
+    if mode == "loopback":
+        return CallbackRoute("loopback", "Your browser returns to this kernel on 127.0.0.1.")
+    if mode == "device":
+        return CallbackRoute("device", "You enter a short code at the provider's page.")
+    hub_prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    public_url = public_url.strip()
+    if mode == "auto" and not hub_prefix and not public_url:
+        return CallbackRoute("loopback", "Your browser returns to this kernel on 127.0.0.1.")
+    try:
+        return _jupyter_route(hub_prefix, public_url, environ, registry_dir)
+    except ConfigurationError as exc:
+        if mode == "jupyter":
+            raise
+        return CallbackRoute(
+            "device", f"{exc} Until then nbauth uses the device flow, which needs no callback."
+        )
+
+
+def _jupyter_route(hub_prefix: str, public_url: str, environ: Mapping[str, str],
+                   registry_dir: Path | None) -> CallbackRoute:
+    from .serverext import server_markers
+    from .serverext.registry import default_directory
+
+    directory = registry_dir if registry_dir is not None else default_directory()
+    running = server_markers(directory)
+    if hub_prefix:
+        base_url = hub_prefix if hub_prefix.endswith("/") else hub_prefix + "/"
+        hub_url = _hub_public_url(public_url, environ)
+        origin = _origin(hub_url)
+        server_name = environ.get("JUPYTERHUB_SERVER_NAME", "")
+        if server_name:  # user-redirect leads to the default server only
+            redirect_uri = f"{origin}{base_url}{_CALLBACK}"
+            where = (f"this named server's own callback (register {redirect_uri}; the hub-wide "
+                     "URL serves default servers)")
+        else:
+            redirect_uri = f"{hub_url}user-redirect/{_CALLBACK}"
+            where = "the hub-wide callback"
+        server_public = f"{origin}{base_url}"
+    else:
+        if not public_url:
+            raise ConfigurationError(
+                "The Jupyter-routed callback needs this server's public address: set "
+                "NBAUTH_PUBLIC_URL (or c.NbauthConfig.public_url) to the URL you open "
+                "Jupyter at, e.g. https://jupyter.example.org/."
+            )
+        server_public = _checked_url(public_url, "NBAUTH_PUBLIC_URL")
+        base_url = urlsplit(server_public).path
+        redirect_uri = f"{server_public}{_CALLBACK}"
+        where = "your Jupyter server"
+    if base_url not in running:
+        raise ConfigurationError(
+            "nbauth's Jupyter server extension is not running in this server, so the "
+            "provider cannot send you back through it. Install nbauth in the environment "
+            "that runs the Jupyter server (it enables itself) and restart the server."
+        )
+    return CallbackRoute(
+        "jupyter", f"Your browser returns through {where}: {redirect_uri}",
+        redirect_uri=redirect_uri, server_base_url=base_url, server_public_url=server_public,
+        registry_dir=directory,
+    )
+
+
+def _hub_public_url(public_url: str, environ: Mapping[str, str]) -> str:
+    """The hub's public `…/hub/` URL, from configuration or the hub's own setting."""
+    if public_url:
+        root = _checked_url(public_url, "NBAUTH_PUBLIC_URL")
+        base = environ.get("JUPYTERHUB_BASE_URL", "/") or "/"
+        if urlsplit(root).path == "/" and base != "/":
+            root = root.rstrip("/") + (base if base.endswith("/") else base + "/")
+        return root + "hub/"
+    hub = environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "")
+    if hub:
+        return _checked_url(hub, "JUPYTERHUB_PUBLIC_HUB_URL")
+    raise ConfigurationError(
+        "This JupyterHub's public address is not known to the kernel, so nbauth cannot tell "
+        "the provider where to send you back. Set NBAUTH_PUBLIC_URL=https://your-hub.example "
+        "(or c.NbauthConfig.public_url; admins: c.JupyterHub.public_url, or the variable in "
+        "the spawner's environment)."
+    )
+
+
+def _checked_url(url: str, name: str) -> str:
+    """An absolute https URL (http only for loopback hosts), ending in '/'."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name}={url!r} is not an absolute http(s) URL.")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"{name}={url!r} must be a plain URL (no query, fragment or "
+                                 "credentials).")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InsecureTransportError(
+            f"{name}={url!r} uses plain http; a redirect URI must use https unless it is a "
+            "loopback address (RFC 9700 §2.6)."
+        )
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

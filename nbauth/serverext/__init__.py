@@ -1,0 +1,79 @@
+"""nbauth's Jupyter server extension: the login callback for browsers that cannot reach the kernel.
+
+Enabled on install by ``etc/jupyter/jupyter_server_config.d/nbauth.json``. It serves
+``{base_url}nbauth/callback`` (the redirect URI to register at the provider; on JupyterHub one
+URL for everyone: ``https://HUB/hub/user-redirect/nbauth/callback``) and
+``{base_url}nbauth/start``, and relays them to the kernel that started the login (see
+`registry`). Importing this package does not import jupyter_server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+__all__ = ["MARKER_PREFIX", "server_markers"]
+
+#: `<runtime dir>/nbauth-pending/server-<pid>.json` says a server with the extension is running.
+MARKER_PREFIX = "server-"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nbauth.serverext"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from .handlers import handlers
+    from .registry import Registry
+
+    registry = Registry()
+    base_url: str = serverapp.base_url
+    serverapp.web_app.add_handlers(".*$", handlers(base_url, registry))
+    try:
+        registry.sweep()
+        _write_marker(registry.directory, base_url)
+    except OSError as exc:
+        serverapp.log.warning("nbauth: cannot use %s (%s); Jupyter-routed logins are off.",
+                              registry.directory, exc.strerror)
+        return
+    serverapp.log.info("nbauth: login callback at %snbauth/callback", base_url)
+
+
+def _write_marker(directory: Any, base_url: str) -> None:
+    from .registry import Registry
+
+    Registry(directory)._ensure_directory()
+    path = directory / f"{MARKER_PREFIX}{os.getpid()}.json"
+    temporary = directory / f".{MARKER_PREFIX}{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump({"pid": os.getpid(), "base_url": base_url}, file)
+    os.replace(temporary, path)
+    import atexit
+
+    atexit.register(_remove, path)
+
+
+def _remove(path: Any) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def server_markers(directory: Any) -> list[str]:
+    """Base URLs of running Jupyter servers that loaded this extension (from their markers)."""
+    found: list[str] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not (entry.name.startswith(MARKER_PREFIX) and entry.name.endswith(".json")):
+                continue
+            try:
+                with open(entry.path, encoding="utf-8") as file:
+                    data = json.load(file)
+                pid, base_url = int(data["pid"]), str(data["base_url"])
+                os.kill(pid, 0)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            found.append(base_url)
+    return found

@@ -1,0 +1,195 @@
+"""Choosing the callback route, the pending-login registry and the post-login link (pure logic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from nbauth.errors import ConfigurationError, InsecureTransportError
+from nbauth.route import choose_route
+from nbauth.serverext import MARKER_PREFIX
+from nbauth.serverext.nexturl import safe_next
+from nbauth.serverext.registry import Registry
+
+HUB = {"JUPYTERHUB_SERVICE_PREFIX": "/user/alice/", "JUPYTERHUB_BASE_URL": "/",
+       "JUPYTERHUB_USER": "alice"}
+
+
+def running_extension(directory: Path, base_url: str) -> Path:
+    """What the server extension leaves when it runs (a marker naming this live process)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.chmod(0o700)
+    (directory / f"{MARKER_PREFIX}{os.getpid()}.json").write_text(
+        json.dumps({"pid": os.getpid(), "base_url": base_url}))
+    return directory
+
+
+def test_local_sessions_use_loopback(tmp_path: Path) -> None:
+    assert choose_route("auto", environ={}, registry_dir=tmp_path).mode == "loopback"
+
+
+def test_hub_uses_the_hub_wide_callback(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    route = choose_route("auto", public_url="https://hub.example.org", environ=HUB,
+                         registry_dir=directory)
+    assert route.mode == "jupyter"
+    assert route.redirect_uri == "https://hub.example.org/hub/user-redirect/nbauth/callback"
+    assert route.start_link("abc") == "https://hub.example.org/user/alice/nbauth/start?key=abc"
+    assert route.redirect_uri in route.reason
+
+
+def test_hub_base_url_and_the_hubs_own_public_url(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/jhub/user/alice/")
+    env = {**HUB, "JUPYTERHUB_SERVICE_PREFIX": "/jhub/user/alice/",
+           "JUPYTERHUB_BASE_URL": "/jhub/"}
+    route = choose_route("auto", public_url="https://example.org/", environ=env,
+                         registry_dir=directory)
+    assert route.redirect_uri == "https://example.org/jhub/hub/user-redirect/nbauth/callback"
+    env["JUPYTERHUB_PUBLIC_HUB_URL"] = "https://example.org/jhub/hub/"
+    route = choose_route("auto", environ=env, registry_dir=directory)
+    assert route.redirect_uri == "https://example.org/jhub/hub/user-redirect/nbauth/callback"
+
+
+def test_named_server_uses_its_own_callback(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/gpu/")
+    env = {**HUB, "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/gpu/",
+           "JUPYTERHUB_SERVER_NAME": "gpu"}
+    route = choose_route("auto", public_url="https://hub.example.org", environ=env,
+                         registry_dir=directory)
+    assert route.redirect_uri == "https://hub.example.org/user/alice/gpu/nbauth/callback"
+
+
+def test_hub_without_public_url_falls_back_to_the_device_flow(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    route = choose_route("auto", environ=HUB, registry_dir=directory)
+    assert route.mode == "device"
+    assert "NBAUTH_PUBLIC_URL" in route.reason and "device flow" in route.reason
+    with pytest.raises(ConfigurationError, match="NBAUTH_PUBLIC_URL"):
+        choose_route("jupyter", environ=HUB, registry_dir=directory)
+
+
+def test_hub_without_the_extension_falls_back_to_the_device_flow(tmp_path: Path) -> None:
+    route = choose_route("auto", public_url="https://hub.example.org", environ=HUB,
+                         registry_dir=tmp_path)
+    assert route.mode == "device" and "extension is not running" in route.reason
+
+
+def test_a_stale_marker_does_not_count(tmp_path: Path) -> None:
+    directory = tmp_path / "r"
+    directory.mkdir(mode=0o700)
+    (directory / f"{MARKER_PREFIX}999999999.json").write_text(
+        json.dumps({"pid": 999999999, "base_url": "/user/alice/"}))
+    route = choose_route("auto", public_url="https://hub.example.org", environ=HUB,
+                         registry_dir=directory)
+    assert route.mode == "device"
+
+
+@pytest.mark.parametrize("url", ["http://hub.example.org", "ftp://hub.example.org",
+                                 "hub.example.org", "https://hub.example.org/?next=x",
+                                 "https://user:pw@hub.example.org/"])
+def test_public_url_must_be_a_plain_https_url(tmp_path: Path, url: str) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    with pytest.raises(ConfigurationError) as info:
+        choose_route("jupyter", public_url=url, environ=HUB, registry_dir=directory)
+    assert "NBAUTH_PUBLIC_URL" in str(info.value)
+    if url.startswith("http://"):
+        assert isinstance(info.value, InsecureTransportError)
+
+
+def test_unknown_mode_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="'carrier-pigeon' is unknown"):
+        choose_route("carrier-pigeon", environ={})
+
+
+def test_explicit_modes(tmp_path: Path) -> None:
+    assert choose_route("device", environ=HUB).mode == "device"
+    assert choose_route("loopback", environ=HUB).mode == "loopback"
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+def test_registration_is_claimed_once_even_concurrently(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "r")
+    registry.register(state="s" * 43, start_token="t", port=1234, relay_key="k",
+                      server="/user/alice/", ttl=60)
+    wins: list[object] = []
+    barrier = threading.Barrier(8, timeout=5)
+
+    def claim() -> None:
+        barrier.wait()
+        result = registry.claim("s" * 43)
+        if result is not None:
+            wins.append(result)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert len(wins) == 1
+    assert registry.claim("s" * 43) is None
+
+
+def test_files_hold_no_state_and_are_private(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "r")
+    state, start = "the-state-value-xyz", "the-start-token-xyz"
+    registry.register(state=state, start_token=start, port=1234, relay_key="k", server="/",
+                      ttl=60)
+    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o700
+    (path,) = (tmp_path / "r").glob("*.json")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert state not in path.read_text() and start not in path.read_text()
+    assert registry.find_start(start) is not None and registry.find_start("other") is None
+
+
+def test_loosened_or_foreign_files_are_ignored(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "r")
+    registry.register(state="s1", start_token="t1", port=1234, relay_key="k", server="/",
+                      ttl=60)
+    (path,) = (tmp_path / "r").glob("*.json")
+    path.chmod(0o644)
+    assert registry.find_start("t1") is None and registry.claim("s1") is None
+    registry.register(state="s2", start_token="t2", port=1234, relay_key="k", server="/",
+                      ttl=60)
+    (tmp_path / "r").chmod(0o755)
+    assert registry.find_start("t2") is None and registry.claim("s2") is None
+
+
+def test_ttl_is_capped_at_ten_minutes(tmp_path: Path) -> None:
+    registration = Registry(tmp_path / "r").register(
+        state="s", start_token="t", port=1, relay_key="k", server="/", ttl=86400)
+    import time
+
+    assert registration.expires - time.time() <= 600.5
+
+
+def test_corrupt_files_are_skipped_and_swept(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "r")
+    registry.register(state="s", start_token="t", port=1, relay_key="k", server="/", ttl=60)
+    bad = tmp_path / "r" / ("0" * 64 + ".json")
+    bad.write_text("{not json")
+    bad.chmod(0o600)
+    assert registry.find_start("t") is not None
+    assert registry.sweep() == 1 and not bad.exists()
+
+
+# -- the link back to Jupyter -----------------------------------------------------------------
+
+@pytest.mark.parametrize("candidate", [
+    "//evil.example", "///evil.example", "\\\\evil.example", "/\\evil.example",
+    "https:evil.example", "https://evil.example", "%2F%2Fevil.example", "/%2F/evil.example",
+    "%252F%252Fevil.example", "javascript:alert(1)", "/user/alice/../bob/", "/user/bob/",
+    "/user/alice/%2e%2e/bob/", "/user/alice/\nSet-Cookie:x", "",
+])
+def test_safe_next_refuses_everything_off_this_server(candidate: str) -> None:
+    assert safe_next(candidate, "/user/alice/") == "/user/alice/"
+
+
+@pytest.mark.parametrize("candidate", ["/user/alice/", "/user/alice/lab/tree/a.ipynb",
+                                       "/user/alice/tree?x=1"])
+def test_safe_next_keeps_this_servers_pages(candidate: str) -> None:
+    assert safe_next(candidate, "/user/alice/") == candidate

@@ -1,0 +1,265 @@
+"""The Jupyter-routed callback (S-90…S-95) through a real Jupyter server with nbauth's extension.
+
+The test process plays the kernel (a plain-Python `start_login` with the Jupyter route, as the
+kernels of that server would); a requests session logged in to the server plays the browser;
+the real provider redirects to `{server}/nbauth/callback`, which the extension relays.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from devprovider import ProviderInfo, running_provider
+from jupyter_servers import JupyterServer, running_jupyter
+from scripted_user import complete_login
+
+from nbauth.errors import ConfigurationError
+from nbauth.flow import PendingLogin, start_login
+from nbauth.route import CallbackRoute, choose_route
+from nbauth.serverext.registry import Registry
+
+pytestmark = [pytest.mark.provider]
+
+
+@pytest.fixture(scope="module")
+def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    with running_jupyter("server", tmp_path_factory.mktemp("jupyter"), {}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def routed_provider(jupyter: JupyterServer) -> Iterator[ProviderInfo]:
+    """A provider whose exact client accepts this server's callback (and nothing else)."""
+    with running_provider(redirect_uris=[f"{jupyter.url}nbauth/callback"]) as info:
+        yield info
+
+
+@pytest.fixture
+def route(jupyter: JupyterServer) -> CallbackRoute:
+    return choose_route("jupyter", public_url=jupyter.url, environ={},
+                        registry_dir=jupyter.runtime_dir / "nbauth-pending")
+
+
+def browser(jupyter: JupyterServer) -> requests.Session:
+    """A browser logged in to the Jupyter server (its login cookie), nothing else."""
+    session = requests.Session()
+    session.trust_env = False
+    response = session.get(f"{jupyter.url}api/status?{urlencode({'token': jupyter.token})}",
+                           timeout=10)
+    assert response.status_code == 200
+    session.get(f"{jupyter.url}tree?{urlencode({'token': jupyter.token})}", timeout=10)
+    return session
+
+
+def begin(provider: ProviderInfo, route: CallbackRoute, **kwargs: object) -> PendingLogin:
+    return start_login(provider.issuer, provider.exact_client_id, audience=provider.audience,
+                       route=route, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def pending_files(route: CallbackRoute) -> list[Path]:
+    assert route.registry_dir is not None
+    return sorted(p for p in route.registry_dir.glob("*.json")
+                  if re.fullmatch(r"[0-9a-f]{64}\.json", p.name))
+
+
+def test_route_names_the_one_url_to_register(jupyter: JupyterServer,
+                                              route: CallbackRoute) -> None:
+    assert route.mode == "jupyter"
+    assert route.redirect_uri == f"{jupyter.url}nbauth/callback"
+    assert route.redirect_uri in route.reason
+
+
+def test_login_completes_through_the_jupyter_server(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        assert pending.start_url.startswith(f"{jupyter.url}nbauth/start?key=")
+        assert pending.redirect_uri == f"{jupyter.url}nbauth/callback"
+        assert len(pending_files(route)) == 1
+        session = browser(jupyter)
+        page = complete_login(pending.start_url, session=session, timeout=30)
+        assert "Logged in" in page and "Back to Jupyter" in page
+        credentials = pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+    api = credentials.session().get(routed_provider.api_url, timeout=10)
+    assert api.status_code == 200, api.text
+    assert pending_files(route) == []  # the registration is gone with the login
+
+
+def test_callback_needs_the_jupyter_login_S90(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        callback = complete_login(pending.start_url, session=browser(jupyter),
+                                  follow_callback=False, timeout=30)
+        anonymous = requests.get(callback, allow_redirects=False, timeout=10)
+        assert anonymous.status_code in (302, 403)
+        if anonymous.status_code == 302:
+            assert "/login" in anonymous.headers["Location"]
+        assert not pending.done()  # nothing reached the kernel; the login still waits
+        assert len(pending_files(route)) == 1
+        page = browser(jupyter).get(callback, timeout=30)
+        assert page.status_code == 200 and "Logged in" in page.text
+        pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+
+
+def test_a_callback_is_used_once_S92(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        callback = complete_login(pending.start_url, session=session, follow_callback=False,
+                                  timeout=30)
+        first = session.get(callback, timeout=30)
+        assert first.status_code == 200
+        replay = session.get(callback, timeout=30)
+        assert replay.status_code == 400
+        assert "Login not found" in replay.text
+        pending.wait(timeout=10)
+    finally:
+        pending.cancel()
+
+
+def test_unknown_state_is_refused_and_the_login_keeps_waiting_S92(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        for query in ({"code": "forged", "state": "not-the-state"},
+                      {"error": "access_denied", "state": "guess"},
+                      {"error": "access_denied"},
+                      {"code": "forged"}):
+            response = session.get(f"{jupyter.url}nbauth/callback?{urlencode(query)}",
+                                   timeout=10)
+            assert response.status_code == 400, query
+        assert not pending.done()
+        page = complete_login(pending.start_url, session=session, timeout=30)
+        assert "Logged in" in page
+        pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+
+
+def test_expired_registration_is_refused_S92(jupyter: JupyterServer,
+                                             route: CallbackRoute) -> None:
+    registry = Registry(route.registry_dir)
+    registry.register(state="old-state", start_token="old-start", port=9, relay_key="k",
+                      server=urlsplit(jupyter.url).path, ttl=-1)
+    response = browser(jupyter).get(
+        f"{jupyter.url}nbauth/callback?{urlencode({'code': 'c', 'state': 'old-state'})}",
+        timeout=10)
+    assert response.status_code == 400
+    assert "expired" in response.text
+
+
+def test_the_kernel_listener_refuses_direct_requests(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    """Another local user on 127.0.0.1 cannot reach a routed login's listener (no relay key)."""
+    pending = begin(routed_provider, route)
+    try:
+        callback = complete_login(pending.start_url, session=browser(jupyter),
+                                  follow_callback=False, timeout=30)
+        direct = f"http://127.0.0.1:{pending.port}/callback?{urlsplit(callback).query}"
+        response = requests.get(direct, timeout=10)
+        assert response.status_code == 403
+        assert not pending.done()
+        start = requests.get(f"http://127.0.0.1:{pending.port}/start/x", timeout=10,
+                             allow_redirects=False)
+        assert start.status_code == 403
+    finally:
+        pending.cancel()
+
+
+def test_spoofed_host_does_not_change_the_redirect_uri_S94(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        for headers in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example",
+                                                   "X-Forwarded-Proto": "https"}):
+            response = session.get(pending.start_url, headers=headers, allow_redirects=False,
+                                   timeout=10)
+            if response.status_code != 303:
+                continue  # the server may refuse a foreign Host outright: fine too
+            location = response.headers["Location"]
+            redirect = parse_qs(urlsplit(location).query)["redirect_uri"]
+            assert redirect == [f"{jupyter.url}nbauth/callback"]
+    finally:
+        pending.cancel()
+
+
+EVIL_NEXT = ["//evil.example", "///evil.example", "\\\\evil.example", "/\\evil.example",
+             "https:evil.example", "https://evil.example", "%2F%2Fevil.example",
+             "%252F%252Fevil.example", "javascript:alert(1)", "/%5Cevil.example"]
+
+
+@pytest.mark.parametrize("next_url", EVIL_NEXT)
+def test_no_open_redirect_after_login_S93(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute,
+        next_url: str) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        start = f"{pending.start_url}&{urlencode({'next': next_url})}"
+        callback = complete_login(start, session=session, follow_callback=False, timeout=30)
+        response = session.get(f"{callback}&{urlencode({'next': next_url})}",
+                               allow_redirects=False, timeout=30)
+        assert response.status_code == 200
+        assert "Location" not in response.headers
+        links = re.findall(r'href="([^"]*)"', response.text)
+        assert links == [urlsplit(jupyter.url).path]
+        pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+
+
+def test_a_safe_next_is_linked_after_login(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        target = f"{urlsplit(jupyter.url).path}tree/analysis.ipynb"
+        page = complete_login(f"{pending.start_url}&{urlencode({'next': target})}",
+                              session=session, timeout=30)
+        assert f'href="{target}"' in page
+        pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+
+
+def test_server_log_keeps_no_secret_S95(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    pending = begin(routed_provider, route)
+    try:
+        session = browser(jupyter)
+        key = parse_qs(urlsplit(pending.start_url).query)["key"][0]
+        callback = complete_login(pending.start_url, session=session, follow_callback=False,
+                                  timeout=30)
+        params = parse_qs(urlsplit(callback).query)
+        assert session.get(callback, timeout=30).status_code == 200
+        pending.wait(timeout=30)
+    finally:
+        pending.cancel()
+    time.sleep(0.2)  # let the server flush its access log line
+    log = jupyter.log_tail(200_000)
+    assert "nbauth/callback" in log  # the requests were logged …
+    for secret in (key, params["code"][0], params["state"][0]):
+        assert secret not in log  # … without their values
+
+
+def test_jupyter_route_without_the_extension_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="extension is not running"):
+        choose_route("jupyter", public_url="https://jupyter.example.org/", environ={},
+                     registry_dir=tmp_path)
+    fallback = choose_route("auto", public_url="https://jupyter.example.org/", environ={},
+                            registry_dir=tmp_path)
+    assert fallback.mode == "device" and "extension is not running" in fallback.reason
