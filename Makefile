@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test setup clean
 
-setup: $(VENV)/.installed provider/node_modules/.package-lock.json
+setup: $(VENV)/.installed provider/node_modules/.package-lock.json tests/hub/node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
 	scripts/install-system-deps
@@ -22,6 +22,11 @@ provider/node_modules/.package-lock.json: provider/package-lock.json provider/pa
 	scripts/install-system-deps
 	npm ci --prefix provider --no-audit --no-fund --loglevel=error
 
+# configurable-http-proxy, for the JupyterHub tests (tests/test_hub.py)
+tests/hub/node_modules/.package-lock.json: tests/hub/package-lock.json tests/hub/package.json
+	scripts/install-system-deps
+	npm ci --prefix tests/hub --no-audit --no-fund --loglevel=error
+
 demo: setup
 	$(PY) scripts/quickstart.py
 
@@ -30,4 +35,4 @@ test: setup
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) provider/node_modules .tools artifacts .pytest_cache
+	rm -rf $(VENV) provider/node_modules tests/hub/node_modules .tools artifacts .pytest_cache
