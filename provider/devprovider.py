@@ -131,6 +131,7 @@ def _cli_args(
     refresh_token_ttl: int | None = None,
     device_code_ttl: int | None = None,
     device_interval: int | None = None,
+    device_min_poll: int | None = None,
     exact_ports: Sequence[int] | None = None,
     redirect_uris: Sequence[str] = (),
 ) -> list[str]:
@@ -143,6 +144,7 @@ def _cli_args(
         "--refresh-token-ttl": refresh_token_ttl,
         "--device-code-ttl": device_code_ttl,
         "--device-interval": device_interval,
+        "--device-min-poll": device_min_poll,
     }
     for flag, value in numeric.items():
         if value is not None:
@@ -283,6 +285,7 @@ def running_provider(
     refresh_token_ttl: int | None = None,
     device_code_ttl: int | None = None,
     device_interval: int | None = None,
+    device_min_poll: int | None = None,
     exact_ports: Sequence[int] | None = None,
     redirect_uris: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT,
@@ -313,6 +316,7 @@ def running_provider(
         refresh_token_ttl=refresh_token_ttl,
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
+        device_min_poll=device_min_poll,
         exact_ports=exact_ports,
         redirect_uris=redirect_uris,
     )

@@ -5,7 +5,7 @@
 // stdout carries exactly one line: the JSON "ready line". Everything else goes to stderr,
 // and nothing that is logged ever contains a token, a code or a secret.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 
 // oidc-provider prints NOTICEs with console.info (stdout). Send every console method to
@@ -57,7 +57,8 @@ function usage(message) {
   if (message) console.error(`error: ${message}`);
   console.error(`usage: node server.mjs [--port N] [--api-port N] [--access-token-ttl S]
        [--id-token-ttl S] [--refresh-token-ttl S] [--device-code-ttl S]
-       [--device-interval S] [--exact-ports P1,P2,...] [--redirect-uri URL]...
+       [--device-interval S] [--device-min-poll S] [--exact-ports P1,P2,...]
+       [--redirect-uri URL]...
        [--exit-on-stdin-close]`);
   process.exit(2);
 }
@@ -71,6 +72,7 @@ function parseArgs(argv) {
     refreshTokenTtl: 86400,
     deviceCodeTtl: 600,
     deviceInterval: 5,
+    deviceMinPoll: 0,
     exactPorts: DEFAULT_EXACT_PORTS,
     extraRedirects: [],
     exitOnStdinClose: false,
@@ -83,6 +85,7 @@ function parseArgs(argv) {
     '--refresh-token-ttl': ['refreshTokenTtl', 1, 10 * 365 * 86400],
     '--device-code-ttl': ['deviceCodeTtl', 1, 86400],
     '--device-interval': ['deviceInterval', 1, 60],
+    '--device-min-poll': ['deviceMinPoll', 0, 600],
   };
   for (let i = 0; i < argv.length; i += 1) {
     let arg = argv[i];
@@ -522,6 +525,25 @@ provider.use(async (ctx, next) => {
     // Auth0 tells the device how often to poll; oidc-provider omits it (RFC 8628 default 5).
     ctx.body.interval = opts.deviceInterval;
   }
+  if (ctx.method === 'POST' && ctx.path === '/oauth/token' && ctx.status === 400
+      && ctx.body?.error === 'authorization_pending' && opts.deviceMinPoll > 0) {
+    // RFC 8628 §3.5: a device polling faster than allowed gets slow_down, and must add 5 s to
+    // its interval for this and every later poll. Enforced per device code, Auth0-style.
+    const code = ctx.oidc?.params?.device_code;
+    if (typeof code === 'string' && code) {
+      const key = createHash('sha256').update(code).digest('hex');
+      const now = Date.now();
+      const seen = devicePolls.get(key) || { last: 0 };
+      if (seen.last && now - seen.last < opts.deviceMinPoll * 1000) {
+        ctx.body = { error: 'slow_down', error_description: 'you are polling too quickly' };
+        log('device poll: slow_down');
+      } else {
+        log('device poll: authorization_pending');
+      }
+      seen.last = now;
+      devicePolls.set(key, seen);
+    }
+  }
   if (ctx.method === 'POST' && ctx.path === '/oauth/token' && ctx.status === 200
       && ctx.body && typeof ctx.body === 'object' && typeof ctx.body.scope === 'string') {
     // With an audience, oidc-provider's token response lists only the API's scopes (the access
@@ -533,6 +555,8 @@ provider.use(async (ctx, next) => {
     if (typeof granted === 'string' && granted) ctx.body.scope = granted;
   }
 });
+
+const devicePolls = new Map(); // sha256(device_code) -> { last: time of the last poll (ms) }
 
 async function readForm(ctx) {
   const type = (ctx.get('content-type') || '').split(';')[0].trim().toLowerCase();

@@ -565,3 +565,34 @@ def test_real_provider_refuses_a_client_without_the_device_grant(device_provider
     info = device_provider
     with pytest.raises(OAuthError, match="not allowed"):
         start_device_login(info.issuer, info.exact_client_id)
+
+
+@pytest.mark.provider
+def test_real_provider_slow_down_adds_five_seconds_and_the_login_still_completes():
+    """The provider enforces 5 s between polls while advertising 1 s: the second poll gets
+    slow_down, the next one comes 1 + 5 s later (RFC 8628 §3.5), and the login completes."""
+    from devprovider import running_provider
+
+    with running_provider(device_interval=1, device_min_poll=5, device_code_ttl=60,
+                          log_path=None) as info:
+        login = start_device_login(info.issuer, info.client_id, audience=info.audience)
+        result: list = []
+        waiter = threading.Thread(target=lambda: result.append(login.wait(timeout=30)),
+                                  daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 15
+        polls: list[str] = []
+        while time.monotonic() < deadline and "device poll: slow_down" not in polls:
+            time.sleep(0.2)
+            with open(info.log_path, encoding="utf-8") as log:
+                polls = [line.split("Z ", 1)[-1] for line in log if "device poll:" in line]
+        assert polls[:2] == ["device poll: authorization_pending\n", "device poll: slow_down\n"]
+        slowed_at = time.monotonic()
+        thread, outcome = approve_in_thread(login.verification_uri, login.user_code)
+        waiter.join(30)
+        thread.join(20)
+        assert login.interval == 6  # 1 s advertised + 5 s for the slow_down
+        assert time.monotonic() - slowed_at >= 5  # the next poll waited the longer interval
+        assert result and result[0].identity.subject == "auth0|demo"
+        with open(info.log_path, encoding="utf-8") as log:
+            assert log.read().count("device poll: slow_down") == 1  # never too fast again
