@@ -39,6 +39,17 @@ def _hide(widget: Any, hidden: bool) -> None:
     widget.layout.display = "none" if hidden else None
 
 
+def _qr_image(link: str) -> str:
+    """An <img> of `link` as a QR code (to scan with a phone), or "" without segno."""
+    try:
+        import segno
+    except ImportError:
+        return ""
+    uri = segno.make(link, error="m").svg_data_uri(scale=3, border=2)
+    return (f'<img src="{escape(uri, quote=True)}" alt="QR code of the activation link" '
+            'title="Scan to open the activation page">')
+
+
 class LoginWidget(widgets.VBox):
     """What a person sees for one login: provider, Log in, URL, status, Cancel / Log out."""
 
@@ -57,8 +68,9 @@ class LoginWidget(widgets.VBox):
             tooltip="Copy this address into your browser if the button does not open it",
         )
         self._status = widgets.HTML(value="<i>Preparing the login…</i>")
+        self._qr = widgets.HTML(value="")  # device flow: the activation link as a QR code
         row = widgets.HBox([self._link, self._retry, self._cancel, self._logout])
-        super().__init__(children=[self._title, row, self._url, self._status])
+        super().__init__(children=[self._title, row, self._url, self._status, self._qr])
         self.add_class("nbauth-login")
         self._callbacks: dict[str, Callback] = {}
         self._retry.on_click(lambda _: self._fire("retry"))
@@ -127,6 +139,8 @@ class LoginWidget(widgets.VBox):
                 f'rel="noopener noreferrer" style="{_LINK_STYLE}">Log in</a>'
             )
         self._show(link=link is not None, retry=False, cancel=cancellable, logout=False)
+        self._qr.value = _qr_image(link) if link is not None else ""
+        _hide(self._qr, not self._qr.value)
         self._render_device()
         self._start_ticker()
 
@@ -184,6 +198,8 @@ class LoginWidget(widgets.VBox):
     def _show(self, *, link: bool, retry: bool, cancel: bool, logout: bool,
               url: bool = False) -> None:
         self._set_title("Logged in to" if logout else "Log in to")
+        self._qr.value = ""  # only show_device() puts a QR code back, after this
+        _hide(self._qr, True)
         if not link:
             self._link.value = ""
         if not url:

@@ -190,3 +190,50 @@ def test_device_login_cancel_button(ip, magics, quick_device_provider):
     wait_for(lambda: "cancelled" in login.widget.status_text.lower())
     assert login.pending.done()
     assert visible(login.widget._retry)
+
+
+def test_device_login_shows_a_qr_code_of_the_activation_link(ip, magics,
+                                                              quick_device_provider):
+    from urllib.parse import unquote
+
+    provider = quick_device_provider
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --device --no-wait")
+    login = magics.logins["access_token"]
+    qr = login.widget._qr.value
+    assert visible(login.widget._qr) and qr.startswith('<img src="data:image/svg+xml')
+    assert "<svg" in unquote(qr)
+    login.widget._cancel.click()
+    wait_for(lambda: "cancelled" in login.widget.status_text.lower())
+    assert login.widget._qr.value == "" and not visible(login.widget._qr)
+
+
+def test_on_a_hub_without_a_public_url_the_login_falls_back_to_the_device_flow(
+        ip, magics, quick_device_provider, monkeypatch, tmp_path):
+    """A JupyterHub kernel whose hub address is unknown cannot use a callback: nbauth says why
+    and shows a device code instead (S-94: the address never comes from request headers)."""
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    provider = quick_device_provider
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --no-wait")
+    login = magics.logins["access_token"]
+    assert "device code" in login.widget._title.value
+    assert login.pending.user_code in login.widget.status_text
+    assert "NBAUTH_PUBLIC_URL" in login.widget.status_text
+    login.widget._cancel.click()
+
+
+def test_asking_for_the_jupyter_route_without_the_extension_says_what_to_do(
+        ip, magics, provider, monkeypatch, tmp_path):
+    from nbauth.errors import ConfigurationError
+
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    with capture_output(), pytest.raises(ConfigurationError, match="extension is not running"):
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --no-wait --callback jupyter "
+                          "--public-url https://hub.example.org/")
+    assert "extension is not running" in magics.logins["access_token"].widget.status_text
