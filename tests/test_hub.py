@@ -17,13 +17,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from devprovider import ProviderInfo, running_provider
-from hubs import Hub, KernelSession, proxy_available, running_hub
+from hubs import Hub, KernelSession, running_hub
 from scripted_user import complete_login
 
 pytestmark = [
     pytest.mark.hub,
     pytest.mark.provider,
-    pytest.mark.skipif(not proxy_available(), reason="npm ci --prefix tests/hub (make setup)"),
 ]
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com"}

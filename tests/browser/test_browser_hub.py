@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from devprovider import ProviderInfo, running_provider
-from hubs import Hub, proxy_available, running_hub
+from hubs import Hub, running_hub
 from notebook_ui import (
     SCREENSHOTS,
     UI_TIMEOUT,
@@ -33,7 +33,6 @@ from playwright.sync_api import Browser, expect
 
 pytestmark = [
     pytest.mark.hub,
-    pytest.mark.skipif(not proxy_available(), reason="npm ci --prefix tests/hub (make setup)"),
 ]
 
 USER = "carol"
