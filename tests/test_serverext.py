@@ -57,9 +57,20 @@ def browser(jupyter: JupyterServer) -> requests.Session:
     return session
 
 
-def begin(provider: ProviderInfo, route: CallbackRoute, **kwargs: object) -> PendingLogin:
-    return start_login(provider.issuer, provider.exact_client_id, audience=provider.audience,
-                       route=route, timeout=60, **kwargs)  # type: ignore[arg-type]
+@pytest.fixture
+def pending(routed_provider: ProviderInfo, route: CallbackRoute) -> Iterator[PendingLogin]:
+    """A Jupyter-routed login started as the server's kernels start it; cancelled at the end."""
+    login = start_login(routed_provider.issuer, routed_provider.exact_client_id,
+                        audience=routed_provider.audience, route=route, timeout=60)
+    yield login
+    login.cancel()
+
+
+def authorization_response(pending: PendingLogin, session: requests.Session,
+                           start_url: str | None = None) -> str:
+    """Sign in at the provider; return the callback URL it redirects to, not yet delivered."""
+    return complete_login(start_url or pending.start_url, session=session,
+                          follow_callback=False, timeout=30)
 
 
 def pending_files(route: CallbackRoute) -> list[Path]:
@@ -76,77 +87,60 @@ def test_route_names_the_one_url_to_register(jupyter: JupyterServer,
 
 
 def test_login_completes_through_the_jupyter_server(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        assert pending.start_url.startswith(f"{jupyter.url}nbauth/start?key=")
-        assert pending.redirect_uri == f"{jupyter.url}nbauth/callback"
-        assert len(pending_files(route)) == 1
-        session = browser(jupyter)
-        page = complete_login(pending.start_url, session=session, timeout=30)
-        assert "Logged in" in page and "Back to Jupyter" in page
-        credentials = pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute,
+        pending: PendingLogin) -> None:
+    assert pending.start_url.startswith(f"{jupyter.url}nbauth/start?key=")
+    assert pending.redirect_uri == f"{jupyter.url}nbauth/callback"
+    assert len(pending_files(route)) == 1
+    session = browser(jupyter)
+    page = complete_login(pending.start_url, session=session, timeout=30)
+    assert "Logged in" in page and "Back to Jupyter" in page
+    credentials = pending.wait(timeout=30)
     api = credentials.session().get(routed_provider.api_url, timeout=10)
     assert api.status_code == 200, api.text
     assert pending_files(route) == []  # the registration is gone with the login
 
 
 def test_callback_needs_the_jupyter_login_S90(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        callback = complete_login(pending.start_url, session=browser(jupyter),
-                                  follow_callback=False, timeout=30)
-        anonymous = requests.get(callback, allow_redirects=False, timeout=10)
-        assert anonymous.status_code in (302, 403)
-        if anonymous.status_code == 302:
-            assert "/login" in anonymous.headers["Location"]
-        assert not pending.done()  # nothing reached the kernel; the login still waits
-        assert len(pending_files(route)) == 1
-        page = browser(jupyter).get(callback, timeout=30)
-        assert page.status_code == 200 and "Logged in" in page.text
-        pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    callback = authorization_response(pending, browser(jupyter))
+    anonymous = requests.get(callback, allow_redirects=False, timeout=10)
+    assert anonymous.status_code in (302, 403)
+    if anonymous.status_code == 302:
+        assert "/login" in anonymous.headers["Location"]
+    assert not pending.done()  # nothing reached the kernel; the login still waits
+    assert len(pending_files(route)) == 1
+    page = browser(jupyter).get(callback, timeout=30)
+    assert page.status_code == 200 and "Logged in" in page.text
+    pending.wait(timeout=30)
 
 
 def test_a_callback_is_used_once_S92(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        callback = complete_login(pending.start_url, session=session, follow_callback=False,
-                                  timeout=30)
-        first = session.get(callback, timeout=30)
-        assert first.status_code == 200
-        replay = session.get(callback, timeout=30)
-        assert replay.status_code == 400
-        assert "Login not found" in replay.text
-        pending.wait(timeout=10)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    session = browser(jupyter)
+    callback = authorization_response(pending, session)
+    first = session.get(callback, timeout=30)
+    assert first.status_code == 200
+    replay = session.get(callback, timeout=30)
+    assert replay.status_code == 400
+    assert "Login not found" in replay.text
+    pending.wait(timeout=10)
 
 
 def test_unknown_state_is_refused_and_the_login_keeps_waiting_S92(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        for query in ({"code": "forged", "state": "not-the-state"},
-                      {"error": "access_denied", "state": "guess"},
-                      {"error": "access_denied"},
-                      {"code": "forged"}):
-            response = session.get(f"{jupyter.url}nbauth/callback?{urlencode(query)}",
-                                   timeout=10)
-            assert response.status_code == 400, query
-        assert not pending.done()
-        page = complete_login(pending.start_url, session=session, timeout=30)
-        assert "Logged in" in page
-        pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    session = browser(jupyter)
+    for query in ({"code": "forged", "state": "not-the-state"},
+                  {"error": "access_denied", "state": "guess"},
+                  {"error": "access_denied"},
+                  {"code": "forged"}):
+        response = session.get(f"{jupyter.url}nbauth/callback?{urlencode(query)}",
+                               timeout=10)
+        assert response.status_code == 400, query
+    assert not pending.done()
+    page = complete_login(pending.start_url, session=session, timeout=30)
+    assert "Logged in" in page
+    pending.wait(timeout=30)
 
 
 def test_expired_registration_is_refused_S92(jupyter: JupyterServer,
@@ -162,39 +156,30 @@ def test_expired_registration_is_refused_S92(jupyter: JupyterServer,
 
 
 def test_the_kernel_listener_refuses_direct_requests(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
     """Another local user on 127.0.0.1 cannot reach a routed login's listener (no relay key)."""
-    pending = begin(routed_provider, route)
-    try:
-        callback = complete_login(pending.start_url, session=browser(jupyter),
-                                  follow_callback=False, timeout=30)
-        direct = f"http://127.0.0.1:{pending.port}/callback?{urlsplit(callback).query}"
-        response = requests.get(direct, timeout=10)
-        assert response.status_code == 403
-        assert not pending.done()
-        start = requests.get(f"http://127.0.0.1:{pending.port}/start/x", timeout=10,
-                             allow_redirects=False)
-        assert start.status_code == 403
-    finally:
-        pending.cancel()
+    callback = authorization_response(pending, browser(jupyter))
+    direct = f"http://127.0.0.1:{pending.port}/callback?{urlsplit(callback).query}"
+    response = requests.get(direct, timeout=10)
+    assert response.status_code == 403
+    assert not pending.done()
+    start = requests.get(f"http://127.0.0.1:{pending.port}/start/x", timeout=10,
+                         allow_redirects=False)
+    assert start.status_code == 403
 
 
 def test_spoofed_host_does_not_change_the_redirect_uri_S94(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        for headers in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example",
-                                                   "X-Forwarded-Proto": "https"}):
-            response = session.get(pending.start_url, headers=headers, allow_redirects=False,
-                                   timeout=10)
-            if response.status_code != 303:
-                continue  # the server may refuse a foreign Host outright: fine too
-            location = response.headers["Location"]
-            redirect = parse_qs(urlsplit(location).query)["redirect_uri"]
-            assert redirect == [f"{jupyter.url}nbauth/callback"]
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    session = browser(jupyter)
+    for headers in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example",
+                                               "X-Forwarded-Proto": "https"}):
+        response = session.get(pending.start_url, headers=headers, allow_redirects=False,
+                               timeout=10)
+        if response.status_code != 303:
+            continue  # the server may refuse a foreign Host outright: fine too
+        location = response.headers["Location"]
+        redirect = parse_qs(urlsplit(location).query)["redirect_uri"]
+        assert redirect == [f"{jupyter.url}nbauth/callback"]
 
 
 EVIL_NEXT = ["//evil.example", "///evil.example", "\\\\evil.example", "/\\evil.example",
@@ -204,51 +189,37 @@ EVIL_NEXT = ["//evil.example", "///evil.example", "\\\\evil.example", "/\\evil.e
 
 @pytest.mark.parametrize("next_url", EVIL_NEXT)
 def test_no_open_redirect_after_login_S93(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute,
-        next_url: str) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        start = f"{pending.start_url}&{urlencode({'next': next_url})}"
-        callback = complete_login(start, session=session, follow_callback=False, timeout=30)
-        response = session.get(f"{callback}&{urlencode({'next': next_url})}",
-                               allow_redirects=False, timeout=30)
-        assert response.status_code == 200
-        assert "Location" not in response.headers
-        links = re.findall(r'href="([^"]*)"', response.text)
-        assert links == [urlsplit(jupyter.url).path]
-        pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, pending: PendingLogin, next_url: str) -> None:
+    session = browser(jupyter)
+    start = f"{pending.start_url}&{urlencode({'next': next_url})}"
+    callback = authorization_response(pending, session, start)
+    response = session.get(f"{callback}&{urlencode({'next': next_url})}",
+                           allow_redirects=False, timeout=30)
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    links = re.findall(r'href="([^"]*)"', response.text)
+    assert links == [urlsplit(jupyter.url).path]
+    pending.wait(timeout=30)
 
 
 def test_a_safe_next_is_linked_after_login(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        target = f"{urlsplit(jupyter.url).path}tree/analysis.ipynb"
-        page = complete_login(f"{pending.start_url}&{urlencode({'next': target})}",
-                              session=session, timeout=30)
-        assert f'href="{target}"' in page
-        pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    session = browser(jupyter)
+    target = f"{urlsplit(jupyter.url).path}tree/analysis.ipynb"
+    page = complete_login(f"{pending.start_url}&{urlencode({'next': target})}",
+                          session=session, timeout=30)
+    assert f'href="{target}"' in page
+    pending.wait(timeout=30)
 
 
 def test_server_log_keeps_no_secret_S95(
-        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
-    pending = begin(routed_provider, route)
-    try:
-        session = browser(jupyter)
-        key = parse_qs(urlsplit(pending.start_url).query)["key"][0]
-        callback = complete_login(pending.start_url, session=session, follow_callback=False,
-                                  timeout=30)
-        params = parse_qs(urlsplit(callback).query)
-        assert session.get(callback, timeout=30).status_code == 200
-        pending.wait(timeout=30)
-    finally:
-        pending.cancel()
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    session = browser(jupyter)
+    key = parse_qs(urlsplit(pending.start_url).query)["key"][0]
+    callback = authorization_response(pending, session)
+    params = parse_qs(urlsplit(callback).query)
+    assert session.get(callback, timeout=30).status_code == 200
+    pending.wait(timeout=30)
     time.sleep(0.2)  # let the server flush its access log line
     log = jupyter.log_tail(200_000)
     assert "nbauth/callback" in log  # the requests were logged …
