@@ -41,6 +41,8 @@ FLAVOURS = {
     # A bare Jupyter server (no UI): for the server extension's own tests.
     "server": ("jupyter_server", "api/contents/{name}"),
 }
+#: The flavours a person uses in a browser.
+UI_FLAVOURS = ("lab", "notebook")
 
 #: JupyterLab/Notebook 7 user settings written before the server starts (same settings system).
 USER_SETTINGS: dict[str, dict[str, Any]] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from notebook_ui import SCREENSHOTS, open_notebook, write_notebook
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from jupyter_servers import FLAVOURS, JupyterServer, running_jupyter
+from jupyter_servers import UI_FLAVOURS, JupyterServer, running_jupyter
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -63,7 +63,7 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture(scope="session", params=sorted(FLAVOURS), ids=lambda f: str(f))
+@pytest.fixture(scope="session", params=UI_FLAVOURS, ids=lambda f: str(f))
 def jupyter(request: pytest.FixtureRequest, provider,  # type: ignore[no-untyped-def]
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """A real `jupyter lab` / `jupyter notebook` (7) server on 127.0.0.1, one per session.
