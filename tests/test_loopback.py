@@ -182,7 +182,8 @@ def test_close_is_idempotent_and_frees_the_port():
     port = lst.port
     lst.close()
     lst.close()
-    CallbackListener([port], Recorder()).close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_trickling_connections_are_evicted_so_the_real_callback_gets_through(listener):
