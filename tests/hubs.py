@@ -109,6 +109,13 @@ class Hub:
             time.sleep(0.25)
         raise HubError(f"{user}'s server did not become ready; hub log:\n{self.log_tail()}")
 
+    def share(self, owner: str, with_user: str) -> None:
+        """JupyterHub sharing: `with_user` may now use `owner`'s default server."""
+        response = self.api("POST", f"shares/{owner}/", json={"user": with_user})
+        if response.status_code not in (200, 201):
+            raise HubError(f"sharing {owner}'s server: {response.status_code} "
+                           f"{response.text[:300]}")
+
     def user_token(self, user: str) -> str:
         response = self.api("POST", f"users/{user}/tokens", json={"note": "nbauth tests",
                                                                     "expires_in": 3600})
@@ -201,7 +208,8 @@ c.Spawner.environment = {dict(environment)!r}
 c.JupyterHub.services = [{{"name": "nbauth-tests", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = {[
     {"name": "nbauth-tests-admin", "services": ["nbauth-tests"],
-     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "read:users"]},
+     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "read:users",
+                "shares"]},
     *roles,
 ]!r}
 c.JupyterHub.cleanup_servers = True

@@ -30,12 +30,11 @@ USERS = {"alice": "alice@example.com", "bob": "bob@example.com"}
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    roles = [{"name": "bob-shares-alice", "scopes": ["access:servers!user=alice"],
-              "users": ["bob"]}]
-    with running_hub(tmp_path_factory.mktemp("hub"), roles=roles,
+    with running_hub(tmp_path_factory.mktemp("hub"),
                      environment={"NBAUTH_PUBLIC_URL": "{hub_url}", "BROWSER": "true"}) as hub:
         for user in USERS:
             hub.start_server(user)
+        hub.share("alice", with_user="bob")  # JupyterHub sharing: Bob may use Alice's server
         yield hub
 
 
@@ -109,7 +108,8 @@ def test_two_users_log_in_at_once_through_the_one_hub_callback(hub: Hub,
 
 
 def test_another_user_cannot_complete_or_steal_a_login(hub: Hub, provider: ProviderInfo) -> None:
-    """Bob may use Alice's server (a share), yet cannot complete Alice's login (S-92)."""
+    """Alice shared her server with Bob (JupyterHub sharing), yet Bob can neither use, complete
+    nor hijack her login (S-92)."""
     alice_browser, bob_browser = hub.browser("alice"), hub.browser("bob", opened=["alice"])
     with hub.kernel("alice") as alice:
         shown = start_login_cell(alice, provider)
