@@ -141,6 +141,11 @@ def _hub_public_url(public_url: str, environ: Mapping[str, str]) -> str:
     hub = environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "")
     if hub:
         return _checked_url(hub, "JUPYTERHUB_PUBLIC_HUB_URL")
+    server = environ.get("JUPYTERHUB_PUBLIC_URL", "")  # this server's URL when the hub knows
+    if server:
+        base = environ.get("JUPYTERHUB_BASE_URL", "/") or "/"
+        origin = _origin(_checked_url(server, "JUPYTERHUB_PUBLIC_URL"))
+        return f"{origin}{base if base.endswith('/') else base + '/'}hub/"
     raise ConfigurationError(
         "This JupyterHub's public address is not known to the kernel, so nbauth cannot tell "
         "the provider where to send you back. Set NBAUTH_PUBLIC_URL=https://your-hub.example "

@@ -49,6 +49,9 @@ def test_hub_base_url_and_the_hubs_own_public_url(tmp_path: Path) -> None:
     route = choose_route("auto", public_url="https://example.org/", environ=env,
                          registry_dir=directory)
     assert route.redirect_uri == "https://example.org/jhub/hub/user-redirect/nbauth/callback"
+    env["JUPYTERHUB_PUBLIC_URL"] = "https://example.org/jhub/user/alice/"
+    route = choose_route("auto", environ=env, registry_dir=directory)
+    assert route.redirect_uri == "https://example.org/jhub/hub/user-redirect/nbauth/callback"
     env["JUPYTERHUB_PUBLIC_HUB_URL"] = "https://example.org/jhub/hub/"
     route = choose_route("auto", environ=env, registry_dir=directory)
     assert route.redirect_uri == "https://example.org/jhub/hub/user-redirect/nbauth/callback"
