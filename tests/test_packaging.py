@@ -26,18 +26,33 @@ def test_binder_environment_matches_pyproject():
     assert python, "binder/environment.yml pins a Python version"
     minimum = re.search(r">=(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"])
     assert tuple(map(int, python.groups())) >= tuple(map(int, minimum.groups()))
+    node = re.search(r"nodejs=(\d+)", env)
+    assert node, "binder/environment.yml brings Node.js for the demo provider"
+    engines = json.loads((ROOT / "provider" / "package.json").read_text()).get("engines", {})
+    wanted = re.search(r"(\d+)", engines.get("node", ">=20"))
+    assert int(node.group(1)) >= int(wanted.group(1))
 
 
-def test_binder_installs_the_server_extension_for_the_routed_callback():
+def test_binder_post_build_installs_the_package_its_server_extension_and_the_provider():
     post = (ROOT / "binder" / "postBuild").read_text()
     extras = re.search(r'pip install[^\n]*-e "\.\[([a-z,]+)\]"', post)
     assert extras, "postBuild installs this repository with pip"
-    assert "server" in extras.group(1).split(",")
+    assert "server" in extras.group(1).split(","), "the routed callback needs the extension"
     for extra in extras.group(1).split(","):
         assert extra in PYPROJECT["project"]["optional-dependencies"], extra
     assert "nbauth\\.serverext" in post  # the build fails if the extension is not enabled
+    assert "npm ci --prefix provider" in post
+    assert (ROOT / "provider" / "package-lock.json").exists()
+
+
+def test_binder_start_points_nbauth_at_the_provider_it_starts():
     start = (ROOT / "binder" / "start").read_text()
-    assert "hub/user-redirect/nbauth/callback" in start and 'exec "$@"' in start
+    port = re.search(r"server\.mjs --port (\d+) --api-port (\d+)", start)
+    assert port
+    assert f'AUTH0_DOMAIN="http://127.0.0.1:{port.group(1)}/"' in start
+    assert f"127.0.0.1:{port.group(2)}/api/private" in start
+    assert "hub/user-redirect/nbauth/callback" in start
+    assert 'exec "$@"' in start
     for name in ("postBuild", "start"):
         assert (ROOT / "binder" / name).stat().st_mode & 0o111, f"binder/{name} is executable"
 
