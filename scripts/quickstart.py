@@ -48,6 +48,11 @@ def demo_environment(info: Any, browser: str) -> dict[str, str]:
         "AUTH0_AUDIENCE": info.audience,
         "NBAUTH_DEMO_API": info.api_url,
         "NBAUTH_SCOPE": "openid profile email offline_access read:messages",
+        # The scripted person runs on this machine, so the kernel is local to its "browser" even
+        # when this runs in a JupyterHub or Binder terminal: loopback, and open the browser.
+        "NBAUTH_CALLBACK": "loopback",
+        "JUPYTERHUB_SERVICE_PREFIX": "",
+        "BINDER_SERVICE_HOST": "",
         "BROWSER": browser,
     }
 
