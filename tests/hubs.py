@@ -97,12 +97,19 @@ class Hub:
             created = self.api("POST", f"users/{user}")
             if created.status_code != 201:
                 raise HubError(f"creating {user}: {created.status_code} {created.text[:300]}")
-        response = self.api("POST", f"users/{user}/server")
-        if response.status_code not in (201, 202, 400):  # 400: already running
-            raise HubError(f"spawning {user}: {response.status_code} {response.text[:300]}")
+        try:
+            response = self.api("POST", f"users/{user}/server")
+            if response.status_code not in (201, 202, 400):  # 400: already running
+                raise HubError(f"spawning {user}: {response.status_code} "
+                               f"{response.text[:300]}")
+        except requests.Timeout:
+            pass  # a busy hub answers late; the spawn goes on, and the polling below sees it
         deadline = time.monotonic() + SPAWN_TIMEOUT
         while time.monotonic() < deadline:
-            model = self.api("GET", f"users/{user}").json()
+            try:
+                model = self.api("GET", f"users/{user}").json()
+            except requests.Timeout:
+                continue
             server = model.get("servers", {}).get("", {})
             if server.get("ready"):
                 return
