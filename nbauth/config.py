@@ -104,6 +104,15 @@ class NbauthConfig(Configurable):
                          "callback: the hub's URL on JupyterHub (https://hub.example.org/), "
                          "the server's URL otherwise. Never taken from request headers."
                          ).tag(config=True)
+    remember = Bool(False, help="Keep the refresh token across kernel restarts (OS keyring, "
+                    "else a private file in the Jupyter data directory) so the next login "
+                    "needs no browser (--remember).").tag(config=True)
+    allow_remember_on_shared_hosts = Bool(False, help="Administrators: allow --remember on "
+                                          "JupyterHub and Binder, where it is off by "
+                                          "default.").tag(config=True)
+    client_secret = Unicode("", help="Secret of a confidential client for "
+                            "--client-credentials. Prefer AUTH0_CLIENT_SECRET; keep a config "
+                            "file holding it readable by you only.").tag(config=True)
 
 
 @dataclass
@@ -123,6 +132,10 @@ class LoginSettings:
     device: bool = False
     callback: str = "auto"
     public_url: str = ""
+    remember: bool = False
+    allow_remember_on_shared_hosts: bool = False
+    client_credentials: bool = False
+    client_secret: str | None = field(default=None, repr=False, compare=False)
     extra_params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,8 +150,10 @@ class LoginSettings:
         values: dict[str, Any] = {
             name: getattr(config, name)
             for name in ("domain", "client_id", "audience", "scope", "ports", "timeout", "var",
-                         "session_var", "open_browser", "wait", "callback", "public_url")
+                         "session_var", "open_browser", "wait", "callback", "public_url",
+                         "remember", "allow_remember_on_shared_hosts")
         }
+        values["client_secret"] = config.client_secret or None
         values["ports"] = tuple(values["ports"])
         for env_name, name in ENVIRONMENT.items():
             raw = environ.get(env_name, "").strip()
@@ -162,6 +177,10 @@ class LoginSettings:
                 f"The callback mode {values['callback']!r} is unknown; use one of "
                 f"{', '.join(MODES)}."
             )
+        values.setdefault("client_credentials", False)
+        if values["client_credentials"] and (values["device"] or values["remember"]):
+            raise ConfigurationError("--client-credentials cannot be combined with --device or "
+                                     "--remember (a client secret is the machine's login).")
         for name in ("domain", "client_id"):
             if not values[name]:
                 raise ConfigurationError(

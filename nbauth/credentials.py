@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import requests
@@ -31,6 +31,9 @@ from .tokens import (
     parse_token_response,
     token_state,
 )
+
+if TYPE_CHECKING:
+    from .httpxauth import HttpxBearerAuth
 
 __all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
 
@@ -101,6 +104,9 @@ class Credentials:
         self._access = AccessToken(response.access_token, response.expires_at, clock)
         self._lifetime = self._lifetime_of(response)
         self._valid = True
+        #: Why the credentials ended: None while valid, then "logout", "refused" (the provider
+        #: refused a refresh) or "cleared" (dropped locally, e.g. replaced by a newer login).
+        self.end_reason: str | None = None
         self.refresh_count = 0
 
     # -- what users read -------------------------------------------------------------------
@@ -126,7 +132,11 @@ class Credentials:
 
     @property
     def can_refresh(self) -> bool:
-        return self._valid and self._refresh_token is not None
+        return self._valid and self._renewable()
+
+    def _renewable(self) -> bool:
+        """Whether a new access token can be had without the user (here: a refresh token)."""
+        return self._refresh_token is not None
 
     @property
     def valid(self) -> bool:
@@ -151,7 +161,7 @@ class Credentials:
                                      "(re-run %auth0_login).")
         if not self._needs_refresh():
             return self._access
-        if self._refresh_token is None:
+        if not self._renewable():
             if self.state is TokenState.EXPIRED:
                 raise LoginRequiredError(
                     "The access token has expired and no refresh token was granted. Log in "
@@ -191,7 +201,7 @@ class Credentials:
         try:
             body = self._client.post_form(self._token_endpoint, data, what="token refresh")
         except InvalidGrantError:
-            self.clear()
+            self.clear(reason="refused")
             raise LoginRequiredError(
                 "The provider no longer accepts the refresh token (it expired, was revoked, or "
                 "was used twice). Log in again: re-run %auth0_login."
@@ -209,7 +219,7 @@ class Credentials:
             )
             subject = self.identity.subject
             if subject is not None and claims.get("sub") != subject:  # OIDC Core §12.2
-                self.clear()
+                self.clear(reason="refused")
                 raise LoginRequiredError(
                     "The provider renewed the login for another user. Log in again "
                     "(re-run %auth0_login)."
@@ -247,7 +257,7 @@ class Credentials:
                 except NbauthError as exc:
                     outcome = (f"Warning: the refresh token could not be revoked at the provider "
                                f"({exc}); it was forgotten here.")
-            self.clear()
+            self.clear(reason="logout")
         return (f"{outcome} An access token already issued stays valid at the API until it "
                 "expires.")
 
@@ -259,8 +269,10 @@ class Credentials:
             return f"{self._end_session_endpoint}{sep}{query}"
         return None
 
-    def clear(self) -> None:
+    def clear(self, reason: str = "cleared") -> None:
         """Forget every token held here (local only; the provider is not contacted)."""
+        if self._valid:
+            self.end_reason = reason
         self._valid = False
         self._refresh_token = None
         self._access = AccessToken("", 0.0, self._clock)
@@ -283,6 +295,12 @@ class Credentials:
         """A requests.Session that sends `Authorization: Bearer <current token>`."""
         return BearerSession(self)
 
+    def httpx_auth(self) -> HttpxBearerAuth:
+        """An `httpx.Auth` sending the current token (needs httpx: `pip install httpx`)."""
+        from .httpxauth import HttpxBearerAuth
+
+        return HttpxBearerAuth(self)
+
     # -- display and pickling ---------------------------------------------------------------
     def summary(self) -> str:
         """One line: who, for which API, which scopes, when it expires — never a token."""
@@ -295,7 +313,7 @@ class Credentials:
         if self.scopes:
             parts.append(f"scopes {' '.join(self.scopes)}")
         parts.append(describe_remaining(remaining))
-        parts.append("auto-refresh on" if self._refresh_token else "no refresh token")
+        parts.append("auto-refresh on" if self.can_refresh else "no refresh token")
         return ", ".join(parts)
 
     def describe(self) -> dict[str, str]:
@@ -310,9 +328,13 @@ class Credentials:
             "scopes": " ".join(self.scopes) or "(none reported)",
             "expiry": describe_remaining(remaining),
             "state": self.state.value,
-            "refresh": (f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
-                        if self.can_refresh else "none: log in again when it expires"),
+            "refresh": self._describe_refresh(),
         }
+
+    def _describe_refresh(self) -> str:
+        if self.can_refresh:
+            return f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
+        return "none: log in again when it expires"
 
     def __repr__(self) -> str:
         return f"<nbauth.Credentials: {self.summary()}>"
