@@ -105,7 +105,7 @@ class AuthMagics(Magics):
         then AUTH0_DOMAIN / AUTH0_CLIENT_ID / AUTH0_AUDIENCE, then these options.
         """
         login = self._begin(line)
-        if login.settings.wait:
+        if login.settings.wait or login.how:  # waited, or done at once
             self._report(login, login.wait())
 
     async def await_login(self, line: str = "") -> None:
@@ -114,7 +114,7 @@ class AuthMagics(Magics):
         (kernelwait rewrites a top-level ``%auth0_login`` line into ``await`` of this.)
         """
         login = self._begin(line, cancel_while_waiting=True)
-        if login.settings.wait:
+        if login.settings.wait or login.how:
             self._report(login, await login.wait_async())
 
     def _begin(self, line: str, *, cancel_while_waiting: bool = False) -> NotebookLogin:

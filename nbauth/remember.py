@@ -130,7 +130,13 @@ def resume_login(
     response = parse_token_response(body, now=clock())
     refresh_token = response.refresh_token or entry.refresh_token
     # Rotation: the stored token is spent now; store its successor before anything can fail.
-    store.save(key, replace(entry, refresh_token=refresh_token))
+    saved: str | None = refresh_token
+    try:
+        store.save(key, replace(entry, refresh_token=refresh_token))
+    except (OSError, NbauthError) as exc:
+        warn(f"The login was resumed but could not be remembered again in {store.where} "
+             f"({exc}); the next one will need the browser.")
+        saved = None
     identity = Identity(subject=entry.subject, name=entry.name, email=entry.email)
     from .flow import _jwks_for
 
@@ -154,7 +160,7 @@ def resume_login(
         end_session_endpoint=metadata.end_session_endpoint, audience=audience,
         requested_scope=scope, client=client, jwks=jwks, id_token_algorithms=algs, clock=clock,
     )
-    keep_remembered(credentials, scope=scope, store=store, warn=warn, saved=refresh_token)
+    keep_remembered(credentials, scope=scope, store=store, warn=warn, saved=saved)
     return credentials
 
 

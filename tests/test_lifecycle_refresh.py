@@ -13,13 +13,12 @@ import time
 
 import pytest
 import requests
+from devprovider import running_provider
+from provider_log import refresh_grants, settled, token_requests
 
 import nbauth
 from nbauth.errors import LoginRequiredError
 from nbauth.tokens import TokenState
-from provider_log import refresh_grants, settled, token_requests
-
-from devprovider import running_provider
 
 pytestmark = pytest.mark.provider
 

@@ -26,7 +26,8 @@ from nbauth.tokenstore import (
     usable_keyring,
 )
 
-KEY = StoreKey("https://tenant.example/", "client-1", "https://api.example/", "openid offline_access")
+KEY = StoreKey("https://tenant.example/", "client-1", "https://api.example/",
+               "openid offline_access")
 ENTRY = RememberedEntry("rt-secret-value-123456", "auth0|demo", "Demo User", "demo@example.com")
 
 
@@ -366,3 +367,66 @@ def test_on_jupyterhub_nothing_is_remembered_by_default(provider, browser, monke
     assert any("off on this shared host (JupyterHub)" in n for n in notes)
     assert not store_directory().exists()
     creds.logout()
+
+
+@pytest_provider
+def test_the_magic_remembers_on_jupyterhub_only_when_the_admin_allows_it(ip, provider,
+                                                                         monkeypatch):
+    from IPython.utils.capture import capture_output
+    from scripted_user import complete_login
+
+    magics = ip.magics_manager.registry["AuthMagics"]
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/demo/")
+    line = (f"--domain {provider.issuer} --client-id {provider.client_id} --audience "
+            f"{provider.audience} --port 0 --no-browser --no-wait --remember --var hub_token "
+            "--session-var hub")
+
+    def magic_login(expect_browser):
+        with capture_output() as out:
+            ip.run_line_magic("auth0_login", line)
+        login = magics.logins["hub_token"]
+        if expect_browser:
+            complete_login(login.widget._url.value)
+            login.pending.wait(timeout=30)
+        for _ in range(100):
+            if login.credentials is not None:
+                break
+            __import__("time").sleep(0.05)
+        assert login.credentials is not None and login.credentials.valid
+        return out, login
+
+    try:
+        out, _ = magic_login(expect_browser=True)
+        assert "--remember is off on this shared host (JupyterHub)" in out.stderr
+        assert "allow_remember_on_shared_hosts" in out.stderr
+        assert not store_directory().exists()
+        magics.config_defaults.allow_remember_on_shared_hosts = True
+        out, first = magic_login(expect_browser=True)
+        assert "off on this shared host" not in out.stderr
+        assert stored_token(provider) == first.credentials._refresh_token
+        # running the cell again takes over the remembered login without a browser
+        out, second = magic_login(expect_browser=False)
+        assert "remembered login, no browser needed" in out.stdout, out.stdout + out.stderr
+        assert not first.credentials or not first.credentials.valid
+        assert ip.user_ns["hub"].get(provider.api_url, timeout=10).status_code == 200
+        assert stored_token(provider) == second.credentials._refresh_token
+        with capture_output():
+            ip.run_line_magic("auth0_logout", "--var hub_token")
+        assert stored_token(provider) is None
+    finally:
+        magics.config_defaults.allow_remember_on_shared_hosts = False
+        if "hub_token" in magics.logins:
+            with capture_output():
+                ip.run_line_magic("auth0_logout", "--var hub_token")
+
+
+@pytest_provider
+def test_a_refresh_the_provider_refuses_forgets_the_remembered_login(provider, browser):
+    creds, _, _ = browser_login(provider, browser)
+    spent = creds._refresh_token
+    creds.refresh()
+    assert stored_token(provider) == creds._refresh_token != spent
+    assert refused(provider, spent)  # reuse of a rotated-out token revokes the whole login
+    with pytest.raises(nbauth.LoginRequiredError):
+        creds.refresh()
+    assert stored_token(provider) is None and creds.end_reason == "refused"
