@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -99,6 +100,7 @@ class Credentials:
         self._threshold = refresh_threshold
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Credentials], None]] = []
+        self._refresh_guard: Callable[[Credentials], AbstractContextManager[object]] | None = None
         self._scope = response.scope or requested_scope
         self._refresh_token = response.refresh_token
         self._access = AccessToken(response.access_token, response.expires_at, clock)
@@ -170,7 +172,7 @@ class Credentials:
         with self._lock:
             # Threads that waited for the lock find the token already refreshed.
             if self._needs_refresh():
-                self._refresh_locked()
+                self._guarded_refresh()
             return self._access
 
     def _needs_refresh(self) -> bool:
@@ -180,13 +182,25 @@ class Credentials:
     def refresh(self) -> None:
         """Refresh now, whatever the expiry (raises LoginRequiredError without a refresh token)."""
         with self._lock:
-            self._refresh_locked()
+            self._guarded_refresh()
 
     def on_change(self, callback: Callable[[Credentials], None]) -> None:
         """Call `callback(credentials)` after every refresh and when the credentials are cleared."""
         self._listeners.append(callback)
 
+    def guard_refresh(self, guard: Callable[[Credentials], AbstractContextManager[object]]) -> None:
+        """Run every refresh inside `guard(credentials)` (remembered logins use it to share
+        one refresh token family safely with other kernels)."""
+        self._refresh_guard = guard
+
     # -- refresh (RFC 6749 §6) --------------------------------------------------------------
+    def _guarded_refresh(self) -> None:
+        if self._refresh_guard is None:
+            self._refresh_locked()
+            return
+        with self._refresh_guard(self):
+            self._refresh_locked()
+
     def _refresh_locked(self) -> None:
         if not self._valid or self._refresh_token is None:
             raise LoginRequiredError(

@@ -125,11 +125,10 @@ class NotebookLogin:
             self._remember = False
             _note(refusal)
             return False
-        replacing = self._replaces.credentials if self._replaces is not None else None
         try:
             credentials = resume_login(settings.domain, settings.client_id,
                                        audience=settings.audience, scope=settings.scope,
-                                       replacing=replacing, warn=_note)
+                                       warn=_note)
         except NbauthError as exc:
             self.widget.show_error(str(exc))
             raise

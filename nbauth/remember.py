@@ -4,19 +4,21 @@
 scopes (`tokenstore`), and redeems it at the token endpoint (a refresh grant; any ID token in
 the answer is validated like a login's). `keep_remembered()` stores a login's refresh token
 and keeps the stored copy current: refresh tokens rotate, and a stored rotated-out token would
-be "reuse" at Auth0, which revokes the whole login. Logout, or the provider refusing the token,
-removes the entry. On shared hosts (JupyterHub, Binder) remembering is off unless an
-administrator allows it.
+be "reuse" at Auth0, which revokes the whole login. Kernels that resumed the same remembered
+login share one token family: each refresh holds the login's cross-process lock and first
+adopts a newer token another kernel stored, so no kernel sends a spent token. Logout, or the
+provider refusing the token, removes the entry (and a logout ends the shared login for all).
+On shared hosts (JupyterHub, Binder) remembering is off unless an administrator allows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import warnings
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from .credentials import Credentials, Identity
@@ -24,7 +26,7 @@ from .discovery import discover, issuer_from_domain
 from .errors import InvalidGrantError, NbauthError, NbauthWarning, TokenStoreError
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
-from .tokens import Clock, parse_token_response
+from .tokens import Clock, TokenResponse, parse_token_response
 from .tokenstore import RememberedEntry, StoreKey, TokenStore, default_store
 
 __all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "keep_remembered", "remember_refusal", "resume_login",
@@ -34,9 +36,6 @@ __all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "keep_remembered", "remember_refusal", "
 ALLOW_ON_SHARED_HOSTS_ENV = "NBAUTH_ALLOW_REMEMBER_ON_SHARED_HOSTS"
 
 Warn = Callable[[str], None]
-
-_live: dict[str, weakref.ref[Credentials]] = {}
-_live_lock = threading.Lock()
 
 
 def _warn(message: str) -> None:
@@ -69,58 +68,19 @@ def remember_refusal(allowed_on_shared_hosts: bool = False,
             "remembering.")
 
 
-def _live_elsewhere(key: StoreKey, replacing: Credentials | None) -> bool:
-    """True when another live login in this process holds this remembered token's family."""
-    with _live_lock:
-        ref = _live.get(key.digest)
-        live = None if ref is None else ref()
-    if live is None or not live.valid:
-        return False
-    if live is replacing:
-        live.clear()  # a re-run for the same variable takes over its login
-        return False
-    return True
-
-
-def resume_login(
-    domain: str,
-    client_id: str,
-    *,
-    audience: str | None,
-    scope: str,
-    store: TokenStore | None = None,
-    client: ProviderClient | None = None,
-    replacing: Credentials | None = None,
-    warn: Warn = _warn,
-    clock: Clock = time.time,
-) -> Credentials | None:
-    """Log in with the remembered refresh token, or return None (then log in by browser).
-
-    An unsafe store, a corrupt entry or a token the provider refuses gives None and a warning
-    (the refused entry is deleted); an unreachable provider raises, keeping the entry.
-    """
-    client = client or ProviderClient()
-    metadata = discover(issuer_from_domain(domain), client)
-    key = StoreKey(metadata.issuer, client_id, audience, scope)
-    store = store or default_store()
-    if _live_elsewhere(key, replacing):
-        warn("This remembered login is in use by another login in this kernel (its refresh "
-             "token rotates, so it cannot serve two at once). Logging in in the browser.")
-        return None
+def _redeem(store: TokenStore, key: StoreKey, token_endpoint: str, client: ProviderClient,
+            warn: Warn, clock: Clock) -> tuple[RememberedEntry, TokenResponse, str | None] | None:
+    """Load the entry and spend its refresh token; store the successor at once."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            entry = store.load(key)
-        for item in caught:
-            warn(str(item.message))
+        entry = _load(store, key, warn)
     except TokenStoreError as exc:
         warn(f"{exc} Logging in in the browser instead.")
         return None
     if entry is None:
         return None
     try:
-        body = client.post_form(metadata.token_endpoint, {
-            "grant_type": "refresh_token", "client_id": client_id,
+        body = client.post_form(token_endpoint, {
+            "grant_type": "refresh_token", "client_id": key.client_id,
             "refresh_token": entry.refresh_token}, what="remembered login")
     except InvalidGrantError:
         store.delete(key)
@@ -137,6 +97,45 @@ def resume_login(
         warn(f"The login was resumed but could not be remembered again in {store.where} "
              f"({exc}); the next one will need the browser.")
         saved = None
+    return entry, response, saved
+
+
+def _load(store: TokenStore, key: StoreKey, warn: Warn) -> RememberedEntry | None:
+    """store.load, with its warnings (a corrupt entry) passed to `warn`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entry = store.load(key)
+    for item in caught:
+        warn(str(item.message))
+    return entry
+
+
+def resume_login(
+    domain: str,
+    client_id: str,
+    *,
+    audience: str | None,
+    scope: str,
+    store: TokenStore | None = None,
+    client: ProviderClient | None = None,
+    warn: Warn = _warn,
+    clock: Clock = time.time,
+) -> Credentials | None:
+    """Log in with the remembered refresh token, or return None (then log in by browser).
+
+    An unsafe store, a corrupt entry or a token the provider refuses gives None and a warning
+    (the refused entry is deleted); an unreachable provider raises, keeping the entry.
+    """
+    client = client or ProviderClient()
+    metadata = discover(issuer_from_domain(domain), client)
+    key = StoreKey(metadata.issuer, client_id, audience, scope)
+    store = store or default_store()
+    with store.lock(key):  # no other kernel spends the same token meanwhile
+        redeemed = _redeem(store, key, metadata.token_endpoint, client, warn, clock)
+    if redeemed is None:
+        return None
+    entry, response, saved = redeemed
+    refresh_token = response.refresh_token or entry.refresh_token
     identity = Identity(subject=entry.subject, name=entry.name, email=entry.email)
     from .flow import _jwks_for
 
@@ -169,7 +168,30 @@ class _Keeper:
 
     def __init__(self, key: StoreKey, store: TokenStore, warn: Warn, saved: str | None) -> None:
         self.key, self.store, self.warn, self.saved = key, store, warn, saved
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def guard(self, credentials: Credentials) -> Iterator[None]:
+        """Around each refresh: hold the login's cross-process lock, and adopt the stored
+        refresh token if another kernel sharing this login has rotated it meanwhile."""
+        with self.lock, self.store.lock(self.key):
+            self.adopt(credentials)
+            yield
+
+    def adopt(self, credentials: Credentials) -> None:
+        try:
+            stored = _load(self.store, self.key, lambda message: None)
+        except (OSError, NbauthError):
+            return
+        if stored is None or self.saved is None or not credentials.valid:
+            return  # forgotten (a logout elsewhere), or never stored: keep our own token
+        if stored.refresh_token in (self.saved, credentials._refresh_token):
+            return
+        if stored.subject != credentials.identity.subject:
+            return  # another user's login replaced the entry: not ours to use
+        # Ours was spent by the kernel that stored this one; sending ours again would be reuse.
+        credentials._refresh_token = stored.refresh_token
+        self.saved = stored.refresh_token
 
     def save(self, credentials: Credentials) -> None:
         token = credentials._refresh_token
@@ -214,5 +236,4 @@ def keep_remembered(credentials: Credentials, *, scope: str, store: TokenStore |
     with keeper.lock:
         keeper.save(credentials)
     credentials.on_change(keeper.on_change)
-    with _live_lock:
-        _live[key.digest] = weakref.ref(credentials)
+    credentials.guard_refresh(keeper.guard)

@@ -20,6 +20,7 @@ import secrets
 import stat
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,8 @@ __all__ = ["FileStore", "KeyringStore", "RememberedEntry", "StoreKey", "TokenSto
 KEYRING_SERVICE = "nbauth"
 #: Largest remembered-login file read (a real one is well under 4 KiB).
 MAX_FILE_BYTES = 64 * 1024
+#: Longest wait for another kernel's refresh of the same remembered login.
+LOCK_TIMEOUT = 60.0
 _FORMAT = 1
 
 
@@ -82,6 +85,8 @@ class TokenStore(Protocol):
 
     def delete(self, key: StoreKey) -> None: ...
 
+    def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]: ...
+
 
 def _encode(key: StoreKey, entry: RememberedEntry) -> str:
     return json.dumps({
@@ -125,6 +130,44 @@ def store_directory() -> Path:
             Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "jupyter")
         return Path(base) / "nbauth"
     return Path(jupyter_data_dir()) / "nbauth"
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path, key: StoreKey, timeout: float = LOCK_TIMEOUT) -> Iterator[bool]:
+    """Hold this login's lock across processes (POSIX flock, bounded wait); yield if held.
+
+    Kernels that share a remembered login must not refresh at the same time: each refresh
+    spends the refresh token, and a spent one sent again revokes the login (Auth0).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; each kernel still adopts the newest stored token
+        yield False
+        return
+    try:
+        FileStore(directory)._checked_directory(create=True)
+        fd = os.open(directory / f".lock-{key.digest}",
+                     os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except (OSError, TokenStoreError):
+        yield False
+        return
+    try:
+        held, deadline = False, time.monotonic() + timeout
+        while not held:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break  # a stuck kernel must not block this one forever
+                time.sleep(0.05)
+        try:
+            yield held
+        finally:
+            if held:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _check_private(st: os.stat_result, path: Path, *, directory: bool) -> None:
@@ -213,6 +256,9 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path_for(key))
 
+    def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]:
+        return _exclusive(self.directory, key)
+
 
 # -- the keyring store ----------------------------------------------------------------------
 
@@ -238,6 +284,9 @@ class KeyringStore:
             if type(exc).__name__ != "PasswordDeleteError":
                 raise TokenStoreError(f"{self.where} could not delete the remembered login "
                                       f"({type(exc).__name__}).") from None
+
+    def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]:
+        return _exclusive(store_directory(), key)
 
     def _call(self, what: str, method: Any, *args: str) -> Any:
         try:

@@ -430,3 +430,23 @@ def test_a_refresh_the_provider_refuses_forgets_the_remembered_login(provider, b
     with pytest.raises(nbauth.LoginRequiredError):
         creds.refresh()
     assert stored_token(provider) is None and creds.end_reason == "refused"
+
+
+def test_the_login_lock_excludes_other_holders_for_a_bounded_time():
+    import time
+
+    from nbauth.tokenstore import _exclusive
+
+    store = FileStore()
+    with store.lock(KEY) as held:
+        assert held
+        started = time.monotonic()
+        with _exclusive(store.directory, KEY, timeout=0.3) as other:
+            assert not other  # another open of the lock (another kernel) has to wait
+        assert 0.25 < time.monotonic() - started < 5
+        with _exclusive(store.directory, StoreKey("i", "c", None, "s"), timeout=0.3) as unrelated:
+            assert unrelated  # other logins are not held up
+    with _exclusive(store.directory, KEY, timeout=0.3) as again:
+        assert again
+    lock_files = [p for p in store.directory.iterdir() if p.name.startswith(".lock-")]
+    assert lock_files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in lock_files)

@@ -124,3 +124,65 @@ def test_a_loosened_file_mode_is_refused_and_the_login_uses_the_browser(session)
     assert len(session.opened()) == 2
     # the new login replaced the unsafe file with a private one
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+class Kernel:
+    """A live kernel, to keep two running at once (nbclient runs one notebook at a time)."""
+
+    def __init__(self, env):
+        from jupyter_client.manager import start_new_kernel
+
+        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env)
+
+    def run(self, code, timeout=60):
+        import queue
+
+        msg_id = self.kc.execute(code)
+        texts, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                texts.append(content["text"])
+            elif msg["msg_type"] == "error":
+                texts.append(f"{content['ename']}: {content['evalue']}")
+            elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
+                return "".join(texts)
+        raise AssertionError("the cell did not finish in time")
+
+    def stop(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def test_two_kernels_sharing_a_remembered_login_both_keep_refreshing(short_provider, tmp_path):
+    import os
+
+    opened = tmp_path / "opened.txt"
+    with scripted_browser(record_urls=opened) as browser:
+        env = {**os.environ, **demo_environment(short_provider, browser),
+               "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+               "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+        kernels = []
+        try:
+            for _ in range(2):
+                kernels.append(Kernel(env))
+            first, second = kernels
+            assert "Logged in" in first.run("%load_ext nbauth\n%auth0_login --remember")
+            # The second kernel resumes the same login: that spends the first one's token.
+            text = second.run("%load_ext nbauth\n%auth0_login --remember --timeout 20")
+            assert "remembered login, no browser needed" in text, text
+            check = ("import os\n_c = auth0_session.credentials\n_c.refresh()\n"
+                     "print(_c.valid, auth0_session.get(os.environ['NBAUTH_DEMO_API'], "
+                     "timeout=10).status_code)")
+            for kernel in (first, second, first, second):
+                assert kernel.run(check).strip() == "True 200"
+            assert len(opened.read_text().splitlines()) == 1  # one browser login in all
+        finally:
+            for kernel in kernels:
+                kernel.stop()
