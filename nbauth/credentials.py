@@ -19,7 +19,13 @@ from urllib.parse import urlencode
 
 import requests
 
-from .errors import InvalidGrantError, LoginRequiredError, NbauthError, hide_internal_frames
+from .errors import (
+    ConfigurationError,
+    InvalidGrantError,
+    LoginRequiredError,
+    NbauthError,
+    hide_internal_frames,
+)
 from .http import ProviderClient
 from .idtoken import JwksCache, validate_id_token
 from .tokens import (
@@ -311,8 +317,12 @@ class Credentials:
 
     def httpx_auth(self) -> HttpxBearerAuth:
         """An `httpx.Auth` sending the current token (needs httpx: `pip install httpx`)."""
-        from .httpxauth import HttpxBearerAuth
-
+        try:
+            from .httpxauth import HttpxBearerAuth
+        except ImportError:
+            raise ConfigurationError("httpx_auth() needs the optional httpx package: "
+                                     "pip install httpx (or use .auth / .session() with "
+                                     "requests).") from None
         return HttpxBearerAuth(self)
 
     # -- display and pickling ---------------------------------------------------------------
