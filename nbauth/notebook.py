@@ -26,9 +26,9 @@ from .errors import (
     NbauthError,
 )
 from .flow import PendingLogin, Status, start_login
-from .route import CallbackRoute, choose_route
 from .machine import client_credentials
 from .remember import keep_remembered, remember_refusal, resume_login
+from .route import CallbackRoute, choose_route
 from .widget import LoginWidget
 
 __all__ = ["NotebookLogin", "in_remote_session"]

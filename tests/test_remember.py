@@ -378,8 +378,8 @@ def test_the_magic_remembers_on_jupyterhub_only_when_the_admin_allows_it(ip, pro
     magics = ip.magics_manager.registry["AuthMagics"]
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/demo/")
     line = (f"--domain {provider.issuer} --client-id {provider.client_id} --audience "
-            f"{provider.audience} --port 0 --no-browser --no-wait --remember --var hub_token "
-            "--session-var hub")
+            f"{provider.audience} --port 0 --no-browser --no-wait --remember --callback loopback "
+            "--var hub_token --session-var hub")
 
     def magic_login(expect_browser):
         with capture_output() as out:
