@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode, validate
 from traitlets.config import Configurable
 
 from .authorize import DEFAULT_SCOPE
@@ -74,6 +74,16 @@ def _check_variable_name(option: str, name: object) -> None:
         )
 
 
+class HiddenText(str):
+    """A str whose repr hides it: `%config NbauthConfig` prints every trait's current value."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'" if self else "''"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("a hidden setting is not picklable")
+
+
 class NbauthConfig(Configurable):
     """Defaults for %auth0_login; every option of the magic can be set here."""
 
@@ -113,6 +123,10 @@ class NbauthConfig(Configurable):
     client_secret = Unicode("", help="Secret of a confidential client for "
                             "--client-credentials. Prefer AUTH0_CLIENT_SECRET; keep a config "
                             "file holding it readable by you only.").tag(config=True)
+
+    @validate("client_secret")
+    def _hide_secret(self, proposal: Any) -> HiddenText:
+        return HiddenText(proposal["value"])
 
 
 @dataclass

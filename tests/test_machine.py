@@ -118,6 +118,10 @@ def test_the_magic_takes_the_secret_from_config(ip, magics, provider):
                     "--var rep_token --session-var rep")
     assert "(client credentials)" in out.stdout, out.stdout + out.stderr
     assert ip.user_ns["rep"].get(provider.reports_url, timeout=10).status_code == 200
+    with capture_output() as out:
+        ip.run_line_magic("config", "NbauthConfig")  # prints every setting's current value
+    assert "client_secret" in out.stdout and "<hidden>" in out.stdout
+    assert provider.m2m_client_secret not in out.stdout
 
 
 def test_client_credentials_cannot_be_combined_with_remember(ip):
