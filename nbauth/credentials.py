@@ -261,25 +261,29 @@ class Credentials:
         in words for the user: an issued JWT access token stays valid until it expires.
         """
         with self._lock:
-            refresh_token, endpoint = self._refresh_token, self._revocation_endpoint
             outcome = "No refresh token was held, so there was nothing to revoke at the provider."
-            if refresh_token is not None and endpoint is None:
-                outcome = ("The provider advertises no revocation endpoint: the refresh token "
-                           "was forgotten here but not revoked.")
-            elif refresh_token is not None and endpoint is not None:
-                try:
-                    self._client.post_form(endpoint, {
-                        "token": refresh_token,
-                        "token_type_hint": "refresh_token",
-                        "client_id": self.client_id,
-                    }, what="revocation", expect_json=False)
-                    outcome = "The refresh token was revoked at the provider."
-                except NbauthError as exc:
-                    outcome = (f"Warning: the refresh token could not be revoked at the provider "
-                               f"({exc}); it was forgotten here.")
+            if self._refresh_token is not None:
+                outcome = self.revoke_refresh_token(self._refresh_token)
             self.clear(reason="logout")
         return (f"{outcome} An access token already issued stays valid at the API until it "
                 "expires.")
+
+    def revoke_refresh_token(self, refresh_token: str) -> str:
+        """Revoke a refresh token of this client at the provider (RFC 7009); say what happened."""
+        endpoint = self._revocation_endpoint
+        if endpoint is None:
+            return ("The provider advertises no revocation endpoint: the refresh token was "
+                    "forgotten here but not revoked.")
+        try:
+            self._client.post_form(endpoint, {
+                "token": refresh_token,
+                "token_type_hint": "refresh_token",
+                "client_id": self.client_id,
+            }, what="revocation", expect_json=False)
+        except NbauthError as exc:
+            return (f"Warning: the refresh token could not be revoked at the provider ({exc}); "
+                    "it was forgotten here.")
+        return "The refresh token was revoked at the provider."
 
     def end_session_url(self) -> str | None:
         """Where to end the browser session at the provider (RP-initiated logout), if known."""

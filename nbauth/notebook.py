@@ -26,8 +26,8 @@ from .errors import (
     NbauthError,
 )
 from .flow import PendingLogin, Status, start_login
-from .machine import client_credentials
-from .remember import keep_remembered, remember_refusal, resume_login
+from .machine import MachineCredentials, client_credentials
+from .remember import forget_remembered, keep_remembered, remember_refusal, resume_login
 from .route import CallbackRoute, choose_route
 from .widget import LoginWidget
 
@@ -248,6 +248,10 @@ class NotebookLogin:
             outcome = "Logged out."
             if credentials is not None:
                 outcome = f"Logged out. {credentials.logout()}"
+                if not isinstance(credentials, MachineCredentials):
+                    forgotten = forget_remembered(credentials, scope=self.settings.scope)
+                    if forgotten:
+                        outcome += f" {forgotten}"
                 end_session = credentials.end_session_url()
                 if end_session:
                     outcome += f" To end your session at the provider too, open {end_session}"

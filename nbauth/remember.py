@@ -29,8 +29,8 @@ from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
 from .tokens import Clock, TokenResponse, parse_token_response
 from .tokenstore import RememberedEntry, StoreKey, TokenStore, default_store
 
-__all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "keep_remembered", "remember_refusal", "resume_login",
-           "shared_host"]
+__all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "forget_remembered", "keep_remembered",
+           "remember_refusal", "resume_login", "shared_host"]
 
 #: Set to 1 (e.g. in JupyterHub's Spawner.environment) to allow --remember on a shared host.
 ALLOW_ON_SHARED_HOSTS_ENV = "NBAUTH_ALLOW_REMEMBER_ON_SHARED_HOSTS"
@@ -237,3 +237,24 @@ def keep_remembered(credentials: Credentials, *, scope: str, store: TokenStore |
         keeper.save(credentials)
     credentials.on_change(keeper.on_change)
     credentials.guard_refresh(keeper.guard)
+
+
+def forget_remembered(credentials: Credentials, *, scope: str,
+                      store: TokenStore | None = None) -> str | None:
+    """After a logout: revoke and delete a login remembered for the same settings, if any.
+
+    (A login remembered in an earlier kernel is another token family than this one.)
+    Returns what happened, in words, or None when nothing was remembered.
+    """
+    key = StoreKey(credentials.issuer, credentials.client_id, credentials.audience, scope)
+    store = store or default_store()
+    try:
+        with store.lock(key):
+            entry = _load(store, key, lambda message: None)
+            if entry is None:
+                return None
+            store.delete(key)
+    except (OSError, NbauthError):
+        return None  # an unsafe store was never used; nothing of ours to forget
+    outcome = credentials.revoke_refresh_token(entry.refresh_token)
+    return f"A remembered login was forgotten too. {outcome}"

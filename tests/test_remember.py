@@ -450,3 +450,28 @@ def test_the_login_lock_excludes_other_holders_for_a_bounded_time():
         assert again
     lock_files = [p for p in store.directory.iterdir() if p.name.startswith(".lock-")]
     assert lock_files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in lock_files)
+
+
+@pytest_provider
+def test_logout_also_forgets_a_login_remembered_by_an_earlier_kernel(ip, provider, browser):
+    from IPython.utils.capture import capture_output
+    from scripted_user import complete_login
+
+    earlier, _, _ = browser_login(provider, browser)
+    remembered = earlier._refresh_token
+    earlier.clear()  # that kernel ended; its login stays remembered
+    magics = ip.magics_manager.registry["AuthMagics"]
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --audience {provider.audience} --port 0 "
+                          "--no-browser --no-wait --callback loopback --var plain_token "
+                          "--session-var plain")
+    login = magics.logins["plain_token"]
+    complete_login(login.widget._url.value)
+    login.pending.wait(timeout=30)
+    assert stored_token(provider) == remembered  # a login without --remember leaves it alone
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "--var plain_token")
+    assert "A remembered login was forgotten too" in out.stdout
+    assert remembered not in out.stdout
+    assert stored_token(provider) is None and refused(provider, remembered)
