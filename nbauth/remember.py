@@ -24,6 +24,7 @@ from dataclasses import replace
 from .credentials import Credentials, Identity
 from .discovery import discover, issuer_from_domain
 from .errors import InvalidGrantError, NbauthError, NbauthWarning, TokenStoreError
+from .flow import _jwks_for
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
 from .tokens import Clock, TokenResponse, parse_token_response
@@ -137,8 +138,6 @@ def resume_login(
     entry, response, saved = redeemed
     refresh_token = response.refresh_token or entry.refresh_token
     identity = Identity(subject=entry.subject, name=entry.name, email=entry.email)
-    from .flow import _jwks_for
-
     jwks = _jwks_for(metadata, client)
     algs = tuple(a for a in metadata.id_token_signing_alg_values_supported
                  if a in ASYMMETRIC_ALGORITHMS) or ("RS256",)
