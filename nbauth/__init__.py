@@ -22,10 +22,13 @@ from .errors import (
     LoginTimeoutError,
     LoopbackBindError,
     NbauthError,
+    NbauthWarning,
     OAuthError,
     ProviderError,
+    TokenStoreError,
 )
 from .flow import PendingLogin, login, start_login
+from .machine import MachineCredentials, client_credentials
 
 __version__ = "0.1.0"
 
@@ -44,11 +47,15 @@ __all__ = [
     "LoginRequiredError",
     "LoginTimeoutError",
     "LoopbackBindError",
+    "MachineCredentials",
     "NbauthError",
+    "NbauthWarning",
     "OAuthError",
     "PendingLogin",
     "ProviderError",
+    "TokenStoreError",
     "__version__",
+    "client_credentials",
     "load_ipython_extension",
     "login",
     "start_device_login",

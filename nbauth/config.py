@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode, validate
 from traitlets.config import Configurable
 
 from .authorize import DEFAULT_SCOPE
@@ -74,6 +74,16 @@ def _check_variable_name(option: str, name: object) -> None:
         )
 
 
+class HiddenText(str):
+    """A str whose repr hides it: `%config NbauthConfig` prints every trait's current value."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'" if self else "''"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("a hidden setting is not picklable")
+
+
 class NbauthConfig(Configurable):
     """Defaults for %auth0_login; every option of the magic can be set here."""
 
@@ -104,6 +114,19 @@ class NbauthConfig(Configurable):
                          "callback: the hub's URL on JupyterHub (https://hub.example.org/), "
                          "the server's URL otherwise. Never taken from request headers."
                          ).tag(config=True)
+    remember = Bool(False, help="Keep the refresh token across kernel restarts (OS keyring, "
+                    "else a private file in the Jupyter data directory) so the next login "
+                    "needs no browser (--remember).").tag(config=True)
+    allow_remember_on_shared_hosts = Bool(False, help="Administrators: allow --remember on "
+                                          "JupyterHub and Binder, where it is off by "
+                                          "default.").tag(config=True)
+    client_secret = Unicode("", help="Secret of a confidential client for "
+                            "--client-credentials. Prefer AUTH0_CLIENT_SECRET; keep a config "
+                            "file holding it readable by you only.").tag(config=True)
+
+    @validate("client_secret")
+    def _hide_secret(self, proposal: Any) -> HiddenText:
+        return HiddenText(proposal["value"])
 
 
 @dataclass
@@ -123,6 +146,10 @@ class LoginSettings:
     device: bool = False
     callback: str = "auto"
     public_url: str = ""
+    remember: bool = False
+    allow_remember_on_shared_hosts: bool = False
+    client_credentials: bool = False
+    client_secret: str | None = field(default=None, repr=False, compare=False)
     extra_params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,8 +164,10 @@ class LoginSettings:
         values: dict[str, Any] = {
             name: getattr(config, name)
             for name in ("domain", "client_id", "audience", "scope", "ports", "timeout", "var",
-                         "session_var", "open_browser", "wait", "callback", "public_url")
+                         "session_var", "open_browser", "wait", "callback", "public_url",
+                         "remember", "allow_remember_on_shared_hosts")
         }
+        values["client_secret"] = config.client_secret or None
         values["ports"] = tuple(values["ports"])
         for env_name, name in ENVIRONMENT.items():
             raw = environ.get(env_name, "").strip()
@@ -162,6 +191,10 @@ class LoginSettings:
                 f"The callback mode {values['callback']!r} is unknown; use one of "
                 f"{', '.join(MODES)}."
             )
+        values.setdefault("client_credentials", False)
+        if values["client_credentials"] and (values["device"] or values["remember"]):
+            raise ConfigurationError("--client-credentials cannot be combined with --device or "
+                                     "--remember (a client secret is the machine's login).")
         for name in ("domain", "client_id"):
             if not values[name]:
                 raise ConfigurationError(

@@ -12,13 +12,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import requests
 
-from .errors import InvalidGrantError, LoginRequiredError, NbauthError, hide_internal_frames
+from .errors import (
+    ConfigurationError,
+    InvalidGrantError,
+    LoginRequiredError,
+    NbauthError,
+    hide_internal_frames,
+)
 from .http import ProviderClient
 from .idtoken import JwksCache, validate_id_token
 from .tokens import (
@@ -31,6 +38,9 @@ from .tokens import (
     parse_token_response,
     token_state,
 )
+
+if TYPE_CHECKING:
+    from .httpxauth import HttpxBearerAuth
 
 __all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
 
@@ -96,11 +106,15 @@ class Credentials:
         self._threshold = refresh_threshold
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Credentials], None]] = []
+        self._refresh_guard: Callable[[Credentials], AbstractContextManager[object]] | None = None
         self._scope = response.scope or requested_scope
         self._refresh_token = response.refresh_token
         self._access = AccessToken(response.access_token, response.expires_at, clock)
         self._lifetime = self._lifetime_of(response)
         self._valid = True
+        #: Why the credentials ended: None while valid, then "logout", "refused" (the provider
+        #: refused a refresh) or "cleared" (dropped locally, e.g. replaced by a newer login).
+        self.end_reason: str | None = None
         self.refresh_count = 0
 
     # -- what users read -------------------------------------------------------------------
@@ -126,7 +140,11 @@ class Credentials:
 
     @property
     def can_refresh(self) -> bool:
-        return self._valid and self._refresh_token is not None
+        return self._valid and self._renewable()
+
+    def _renewable(self) -> bool:
+        """Whether a new access token can be had without the user (here: a refresh token)."""
+        return self._refresh_token is not None
 
     @property
     def valid(self) -> bool:
@@ -151,7 +169,7 @@ class Credentials:
                                      "(re-run %auth0_login).")
         if not self._needs_refresh():
             return self._access
-        if self._refresh_token is None:
+        if not self._renewable():
             if self.state is TokenState.EXPIRED:
                 raise LoginRequiredError(
                     "The access token has expired and no refresh token was granted. Log in "
@@ -160,7 +178,7 @@ class Credentials:
         with self._lock:
             # Threads that waited for the lock find the token already refreshed.
             if self._needs_refresh():
-                self._refresh_locked()
+                self._guarded_refresh()
             return self._access
 
     def _needs_refresh(self) -> bool:
@@ -170,13 +188,25 @@ class Credentials:
     def refresh(self) -> None:
         """Refresh now, whatever the expiry (raises LoginRequiredError without a refresh token)."""
         with self._lock:
-            self._refresh_locked()
+            self._guarded_refresh()
 
     def on_change(self, callback: Callable[[Credentials], None]) -> None:
         """Call `callback(credentials)` after every refresh and when the credentials are cleared."""
         self._listeners.append(callback)
 
+    def guard_refresh(self, guard: Callable[[Credentials], AbstractContextManager[object]]) -> None:
+        """Run every refresh inside `guard(credentials)` (remembered logins use it to share
+        one refresh token family safely with other kernels)."""
+        self._refresh_guard = guard
+
     # -- refresh (RFC 6749 §6) --------------------------------------------------------------
+    def _guarded_refresh(self) -> None:
+        if self._refresh_guard is None:
+            self._refresh_locked()
+            return
+        with self._refresh_guard(self):
+            self._refresh_locked()
+
     def _refresh_locked(self) -> None:
         if not self._valid or self._refresh_token is None:
             raise LoginRequiredError(
@@ -191,7 +221,7 @@ class Credentials:
         try:
             body = self._client.post_form(self._token_endpoint, data, what="token refresh")
         except InvalidGrantError:
-            self.clear()
+            self.clear(reason="refused")
             raise LoginRequiredError(
                 "The provider no longer accepts the refresh token (it expired, was revoked, or "
                 "was used twice). Log in again: re-run %auth0_login."
@@ -209,7 +239,7 @@ class Credentials:
             )
             subject = self.identity.subject
             if subject is not None and claims.get("sub") != subject:  # OIDC Core §12.2
-                self.clear()
+                self.clear(reason="refused")
                 raise LoginRequiredError(
                     "The provider renewed the login for another user. Log in again "
                     "(re-run %auth0_login)."
@@ -231,25 +261,29 @@ class Credentials:
         in words for the user: an issued JWT access token stays valid until it expires.
         """
         with self._lock:
-            refresh_token, endpoint = self._refresh_token, self._revocation_endpoint
             outcome = "No refresh token was held, so there was nothing to revoke at the provider."
-            if refresh_token is not None and endpoint is None:
-                outcome = ("The provider advertises no revocation endpoint: the refresh token "
-                           "was forgotten here but not revoked.")
-            elif refresh_token is not None and endpoint is not None:
-                try:
-                    self._client.post_form(endpoint, {
-                        "token": refresh_token,
-                        "token_type_hint": "refresh_token",
-                        "client_id": self.client_id,
-                    }, what="revocation", expect_json=False)
-                    outcome = "The refresh token was revoked at the provider."
-                except NbauthError as exc:
-                    outcome = (f"Warning: the refresh token could not be revoked at the provider "
-                               f"({exc}); it was forgotten here.")
-            self.clear()
+            if self._refresh_token is not None:
+                outcome = self.revoke_refresh_token(self._refresh_token)
+            self.clear(reason="logout")
         return (f"{outcome} An access token already issued stays valid at the API until it "
                 "expires.")
+
+    def revoke_refresh_token(self, refresh_token: str) -> str:
+        """Revoke a refresh token of this client at the provider (RFC 7009); say what happened."""
+        endpoint = self._revocation_endpoint
+        if endpoint is None:
+            return ("The provider advertises no revocation endpoint: the refresh token was "
+                    "forgotten here but not revoked.")
+        try:
+            self._client.post_form(endpoint, {
+                "token": refresh_token,
+                "token_type_hint": "refresh_token",
+                "client_id": self.client_id,
+            }, what="revocation", expect_json=False)
+        except NbauthError as exc:
+            return (f"Warning: the refresh token could not be revoked at the provider ({exc}); "
+                    "it was forgotten here.")
+        return "The refresh token was revoked at the provider."
 
     def end_session_url(self) -> str | None:
         """Where to end the browser session at the provider (RP-initiated logout), if known."""
@@ -259,8 +293,10 @@ class Credentials:
             return f"{self._end_session_endpoint}{sep}{query}"
         return None
 
-    def clear(self) -> None:
+    def clear(self, reason: str = "cleared") -> None:
         """Forget every token held here (local only; the provider is not contacted)."""
+        if self._valid:
+            self.end_reason = reason
         self._valid = False
         self._refresh_token = None
         self._access = AccessToken("", 0.0, self._clock)
@@ -283,6 +319,16 @@ class Credentials:
         """A requests.Session that sends `Authorization: Bearer <current token>`."""
         return BearerSession(self)
 
+    def httpx_auth(self) -> HttpxBearerAuth:
+        """An `httpx.Auth` sending the current token (needs httpx: `pip install httpx`)."""
+        try:
+            from .httpxauth import HttpxBearerAuth
+        except ImportError:
+            raise ConfigurationError("httpx_auth() needs the optional httpx package: "
+                                     "pip install httpx (or use .auth / .session() with "
+                                     "requests).") from None
+        return HttpxBearerAuth(self)
+
     # -- display and pickling ---------------------------------------------------------------
     def summary(self) -> str:
         """One line: who, for which API, which scopes, when it expires — never a token."""
@@ -295,7 +341,7 @@ class Credentials:
         if self.scopes:
             parts.append(f"scopes {' '.join(self.scopes)}")
         parts.append(describe_remaining(remaining))
-        parts.append("auto-refresh on" if self._refresh_token else "no refresh token")
+        parts.append("auto-refresh on" if self.can_refresh else "no refresh token")
         return ", ".join(parts)
 
     def describe(self) -> dict[str, str]:
@@ -310,9 +356,13 @@ class Credentials:
             "scopes": " ".join(self.scopes) or "(none reported)",
             "expiry": describe_remaining(remaining),
             "state": self.state.value,
-            "refresh": (f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
-                        if self.can_refresh else "none: log in again when it expires"),
+            "refresh": self._describe_refresh(),
         }
+
+    def _describe_refresh(self) -> str:
+        if self.can_refresh:
+            return f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
+        return "none: log in again when it expires"
 
     def __repr__(self) -> str:
         return f"<nbauth.Credentials: {self.summary()}>"

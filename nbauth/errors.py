@@ -24,7 +24,10 @@ state, nonce or client secret (they end up in notebook outputs and logs).
     │   │   └── DeviceLoginExpiredError     the device code expired before approval
     │   └── LoginCancelledError         cancelled, interrupted, or superseded by a newer login
     │       └── LoginSupersededError
-    └── LoginRequiredError          the credentials can no longer be renewed: log in again
+    ├── LoginRequiredError          the credentials can no longer be renewed: log in again
+    └── TokenStoreError             a remembered login's store is unsafe (owner, mode) or unusable
+
+    NbauthWarning (UserWarning)     something was skipped, and the login went on without it
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ __all__ = [
     "LoginTimeoutError",
     "LoopbackBindError",
     "NbauthError",
+    "NbauthWarning",
     "OAuthError",
     "ProviderError",
     "ProviderUnreachableError",
     "StateMismatchError",
+    "TokenStoreError",
     "hide_internal_frames",
     "oauth_error",
     "scrub",
@@ -234,6 +239,14 @@ class LoginSupersededError(LoginCancelledError):
 
 class LoginRequiredError(NbauthError):
     """The credentials cannot be renewed any more; the user must log in again."""
+
+
+class TokenStoreError(NbauthError):
+    """The remembered-login store is unsafe (wrong owner or mode) or unusable; not used."""
+
+
+class NbauthWarning(UserWarning):
+    """Something optional was skipped (a corrupt remembered login, a refused store)."""
 
 
 def scrub(error: E) -> E:

@@ -13,6 +13,7 @@ import secrets
 import sys
 import threading
 import time
+import warnings
 import webbrowser
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from .errors import (
     LoginSupersededError,
     LoginTimeoutError,
     NbauthError,
+    NbauthWarning,
     OAuthError,
     StateMismatchError,
     hide_internal_frames,
@@ -483,12 +485,28 @@ def login(
     open_browser: bool | Callable[[str], object] = True,
     extra_params: Mapping[str, str] | None = None,
     client: ProviderClient | None = None,
+    remember: bool = False,
 ) -> Credentials:
     """Log in with Authorization Code + PKCE and return the credentials (blocks until done).
 
     The URL is printed (to stderr) and, unless `open_browser` is False, opened with Python's
-    `webbrowser` (which honours $BROWSER); pass a callable to open it yourself.
+    `webbrowser` (which honours $BROWSER); pass a callable to open it yourself. With
+    `remember=True` a login remembered earlier is used without a browser when the provider
+    still accepts it, and this login is remembered for next time (see nbauth.remember).
     """
+    if remember:
+        from .remember import keep_remembered, remember_refusal, resume_login
+
+        refusal = remember_refusal()
+        if refusal is not None:
+            warnings.warn(refusal, NbauthWarning, stacklevel=3)
+            remember = False
+        else:
+            _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
+            resumed = resume_login(domain, client_id, audience=audience, scope=scope,
+                                   client=client)
+            if resumed is not None:
+                return resumed
     pending = start_login(
         domain, client_id, audience=audience, scope=scope, port=port, timeout=timeout,
         extra_params=extra_params, client=client,
@@ -499,4 +517,7 @@ def login(
         open_browser(pending.start_url)
     elif open_browser:
         webbrowser.open(pending.start_url, new=2)
-    return pending.wait()
+    credentials = pending.wait()
+    if remember:
+        keep_remembered(credentials, scope=scope)
+    return credentials

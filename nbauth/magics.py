@@ -81,6 +81,13 @@ class AuthMagics(Magics):
               "[NBAUTH_CALLBACK].")
     @argument("--public-url", dest="public_url", help="The address you open Jupyter (or the "
               "hub) at, for --callback jupyter [NBAUTH_PUBLIC_URL].")
+    @argument("--remember", action="store_true",
+              help="Keep the refresh token across kernel restarts (OS keyring, else a private "
+              "file in the Jupyter data directory): the next --remember login needs no "
+              "browser. Off on shared hosts unless the admin allows it.")
+    @argument("--client-credentials", dest="client_credentials", action="store_true",
+              help="Machine-to-machine login of a confidential client; the secret comes from "
+              "AUTH0_CLIENT_SECRET, c.NbauthConfig.client_secret, or a prompt (never this line).")
     @argument("--organization", help="Auth0 organization id or name.")
     @argument("--connection", help="Auth0 connection to use (skips the chooser).")
     @argument("--login-hint", dest="login_hint", help="Email to prefill at the provider.")
@@ -98,7 +105,7 @@ class AuthMagics(Magics):
         then AUTH0_DOMAIN / AUTH0_CLIENT_ID / AUTH0_AUDIENCE, then these options.
         """
         login = self._begin(line)
-        if login.settings.wait:
+        if login.settings.wait or login.how:  # waited, or done at once
             self._report(login, login.wait())
 
     async def await_login(self, line: str = "") -> None:
@@ -107,7 +114,7 @@ class AuthMagics(Magics):
         (kernelwait rewrites a top-level ``%auth0_login`` line into ``await`` of this.)
         """
         login = self._begin(line, cancel_while_waiting=True)
-        if login.settings.wait:
+        if login.settings.wait or login.how:
             self._report(login, await login.wait_async())
 
     def _begin(self, line: str, *, cancel_while_waiting: bool = False) -> NotebookLogin:
@@ -131,7 +138,8 @@ class AuthMagics(Magics):
 
     @staticmethod
     def _report(login: NotebookLogin, credentials: Credentials) -> None:
-        print(f"Logged in as {credentials.identity.label}. "
+        how = f" ({login.how})" if login.how else ""
+        print(f"Logged in as {credentials.identity.label}{how}. "
               f"`{login.settings.var}` and `{login.settings.session_var}` are ready.")
 
     @magic_arguments()
@@ -187,6 +195,10 @@ class AuthMagics(Magics):
                 overrides["wait"] = False
             if args.device:
                 overrides["device"] = True
+            if args.remember:
+                overrides["remember"] = True
+            if args.client_credentials:
+                overrides["client_credentials"] = True
             extra = {k: v for k in ("organization", "connection", "login_hint", "prompt")
                      if (v := getattr(args, k)) is not None}
             for item in args.param:

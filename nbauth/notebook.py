@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import webbrowser
 from typing import Any
 
+from .authorize import DEFAULT_SCOPE
 from .config import LoginSettings
 from .credentials import Credentials
 from .device import DeviceLogin, start_device_login
@@ -24,6 +26,8 @@ from .errors import (
     NbauthError,
 )
 from .flow import PendingLogin, Status, start_login
+from .machine import MachineCredentials, client_credentials
+from .remember import forget_remembered, keep_remembered, remember_refusal, resume_login
 from .route import CallbackRoute, choose_route
 from .widget import LoginWidget
 
@@ -34,6 +38,11 @@ def in_remote_session() -> bool:
     """JupyterHub (and Binder) kernels run on another machine than the user's browser."""
     return bool(os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
                 or os.environ.get("BINDER_SERVICE_HOST"))
+
+
+def _note(message: str) -> None:
+    """A warning for the person at the notebook (stderr shows in the cell's output)."""
+    print(f"nbauth: {message}", file=sys.stderr, flush=True)
 
 
 def _open_in_background(url: str) -> None:
@@ -56,18 +65,27 @@ class NotebookLogin:
         self.widget = LoginWidget(settings.domain)
         self.pending: PendingLogin | DeviceLogin | None = None
         self.credentials: Credentials | None = None
+        #: How the last login completed without a browser ("remembered login", …), or None.
+        self.how: str | None = None
+        self._remember = settings.remember and not settings.client_credentials
         self._lock = threading.RLock()
         self.widget.on_cancel(lambda: self.cancel("Login cancelled in the widget."))
         self.widget.on_logout(self._logout_from_widget)
         self.widget.on_retry(self._retry)
 
     # -- actions ----------------------------------------------------------------------------
-    def start(self) -> PendingLogin | DeviceLogin:
+    def start(self) -> PendingLogin | DeviceLogin | None:
         """Begin a login (superseding this one's pending login) and show what to do.
 
         The callback route is chosen first and shown with the exact redirect URI, so the user
-        sees what to register before anything else happens.
+        sees what to register before anything else happens. Returns None when the login
+        completed at once (a remembered login, client credentials).
         """
+        if self.settings.client_credentials:
+            self._start_machine()
+            return None
+        if self._remember and self._resume():
+            return None
         settings = self.settings
         try:
             route = choose_route(settings.callback, settings.public_url)
@@ -98,6 +116,45 @@ class NotebookLogin:
         if settings.open_browser and route.mode == "loopback" and not in_remote_session():
             _open_in_background(pending.start_url)
         return pending
+
+    def _resume(self) -> bool:
+        """Log in with the remembered refresh token, if there is one the provider accepts."""
+        settings = self.settings
+        refusal = remember_refusal(settings.allow_remember_on_shared_hosts)
+        if refusal is not None:
+            self._remember = False
+            _note(refusal)
+            return False
+        try:
+            credentials = resume_login(settings.domain, settings.client_id,
+                                       audience=settings.audience, scope=settings.scope,
+                                       warn=_note)
+        except NbauthError as exc:
+            self.widget.show_error(str(exc))
+            raise
+        if credentials is None:
+            return False
+        with self._lock:
+            self.pending = None
+            self.how = "remembered login, no browser needed"
+        self._install(credentials, remember=False)  # resume_login keeps it remembered
+        return True
+
+    def _start_machine(self) -> None:
+        """Client credentials: a token for the confidential client, cached until near expiry."""
+        settings = self.settings
+        scope = None if settings.scope == DEFAULT_SCOPE else settings.scope
+        try:
+            credentials = client_credentials(settings.domain, settings.client_id,
+                                             audience=settings.audience, scope=scope,
+                                             configured_secret=settings.client_secret)
+        except NbauthError as exc:
+            self.widget.show_error(str(exc))
+            raise
+        with self._lock:
+            self.pending = None
+            self.how = "client credentials"
+        self._install(credentials, replace_previous=False)
 
     def _start_device(self, route: CallbackRoute) -> DeviceLogin:
         """RFC 8628: show the user code and link; poll on a background thread."""
@@ -139,6 +196,8 @@ class NotebookLogin:
     def wait(self) -> Credentials:
         """Block until the pending login ends (Ctrl-C / kernel interrupt cancels it)."""
         pending = self.pending
+        if pending is None and self.credentials is not None:
+            return self.credentials  # completed at once
         if pending is None:
             raise LoginCancelledError("No login is pending.")
         try:
@@ -150,6 +209,8 @@ class NotebookLogin:
     async def wait_async(self) -> Credentials:
         """Await the pending login; widget messages (Cancel) are handled meanwhile."""
         pending = self.pending
+        if pending is None and self.credentials is not None:
+            return self.credentials  # completed at once
         if pending is None:
             raise LoginCancelledError("No login is pending.")
         try:
@@ -187,6 +248,10 @@ class NotebookLogin:
             outcome = "Logged out."
             if credentials is not None:
                 outcome = f"Logged out. {credentials.logout()}"
+                if not isinstance(credentials, MachineCredentials):
+                    forgotten = forget_remembered(credentials, scope=self.settings.scope)
+                    if forgotten:
+                        outcome += f" {forgotten}"
                 end_session = credentials.end_session_url()
                 if end_session:
                     outcome += f" To end your session at the provider too, open {end_session}"
@@ -199,12 +264,12 @@ class NotebookLogin:
     def _logout_from_widget(self) -> None:
         self.logout()
 
-    def retire(self, message: str) -> None:
+    def retire(self, message: str, keep: Credentials | None = None) -> None:
         """A newer login took over this variable: drop the credentials, keep the namespace."""
         with self._lock:
             self.supersede()
             credentials, self.credentials = self.credentials, None
-            if credentials is not None:
+            if credentials is not None and credentials is not keep:
                 credentials.clear()
         self.widget.show_logged_out(message)
 
@@ -223,14 +288,17 @@ class NotebookLogin:
         if status.phase == Status.SUCCEEDED and credentials is not None:
             self._install(credentials)
 
-    def _install(self, credentials: Credentials) -> None:
+    def _install(self, credentials: Credentials, *, remember: bool | None = None,
+                 replace_previous: bool = True) -> None:
+        if self._remember if remember is None else remember:
+            keep_remembered(credentials, scope=self.settings.scope, warn=_note)
         with self._lock:
             previous, self.credentials = self.credentials, credentials
-            if previous is not None and previous is not credentials:
+            if previous is not None and previous is not credentials and replace_previous:
                 previous.clear()
             replaced, self._replaces = self._replaces, None
         if replaced is not None:
-            replaced.retire("Replaced by a newer login for the same variable.")
+            replaced.retire("Replaced by a newer login for the same variable.", keep=credentials)
         with self._lock:
             # interactive=False: hidden from %who/%whos (which print part of a string's value).
             self.shell.push({self.settings.var: credentials.current_token,

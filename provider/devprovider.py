@@ -43,6 +43,7 @@ _READY_KEYS = (
     "m2m_client_secret",
     "exact_client_id",
     "exact_ports",
+    "second_audience",
 )
 
 
@@ -62,6 +63,8 @@ class ProviderInfo:
         m2m_client_id: the confidential client-credentials client.
         m2m_client_secret: its secret (a fixed demo value).
         exact_client_id: the public client whose redirect URIs match exactly, port included.
+        second_audience: a second API identifier (``https://reports.nbauth.test/``), served
+            at :attr:`reports_url`, for logins to two APIs side by side.
         exact_ports: the ports registered for ``exact_client_id`` (``http://127.0.0.1:<p>/callback``).
         pid: the node process id.
         log_path: the file that receives the provider's stderr log ("" when not redirected).
@@ -77,6 +80,12 @@ class ProviderInfo:
     exact_ports: tuple[int, ...]
     pid: int
     log_path: str = ""
+    second_audience: str = ""
+
+    @property
+    def reports_url(self) -> str:
+        """The second API's endpoint (``.../api/reports``, for :attr:`second_audience`)."""
+        return self.api_url.rsplit("/", 1)[0] + "/reports"
 
     @property
     def api_public_url(self) -> str:
@@ -224,6 +233,7 @@ def _parse_ready(line: str, pid: int, log_path: str) -> ProviderInfo:
         exact_ports=tuple(int(p) for p in data["exact_ports"]),
         pid=pid,
         log_path=log_path,
+        second_audience=str(data["second_audience"]),
     )
 
 

@@ -24,6 +24,9 @@ const jose = await import('jose');
 
 const AUDIENCE = 'https://api.nbauth.test/';
 const API_SCOPE = 'read:messages';
+// A second API, so that logins for two audiences can be tested side by side.
+const SECOND_AUDIENCE = 'https://reports.nbauth.test/';
+const SECOND_API_SCOPE = 'read:reports';
 const CLIENT_ID = 'nbauth-demo';
 const EXACT_CLIENT_ID = 'nbauth-exact';
 const M2M_CLIENT_ID = 'nbauth-m2m';
@@ -47,6 +50,7 @@ const SCOPE_DESCRIPTIONS = {
   email: 'Your email address',
   offline_access: 'Stay signed in (a refresh token)',
   [API_SCOPE]: 'Read messages from the nbauth demo API',
+  [SECOND_API_SCOPE]: 'Read reports from the nbauth demo reports API',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -451,6 +455,15 @@ ${withButtons}`);
             jwt: { sign: { alg: 'RS256' } },
           };
         }
+        if (resourceIndicator === SECOND_AUDIENCE) {
+          return {
+            scope: SECOND_API_SCOPE,
+            audience: SECOND_AUDIENCE,
+            accessTokenTTL: opts.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
         throw new errors.InvalidTarget('unknown audience');
       },
     },
@@ -777,7 +790,7 @@ function unauthorized(res, description) {
 
 async function handleApi(req, res) {
   const url = new URL(req.url, `http://127.0.0.1:${apiPort}`);
-  if (url.pathname !== '/api/private' && url.pathname !== '/api/public') {
+  if (!['/api/private', '/api/public', '/api/reports'].includes(url.pathname)) {
     sendJson(res, 404, { error: 'not_found' });
     return 404;
   }
@@ -798,12 +811,13 @@ async function handleApi(req, res) {
   try {
     const { payload } = await jose.jwtVerify(m[1], remoteJwks, {
       issuer,
-      audience: AUDIENCE,
+      audience: url.pathname === '/api/reports' ? SECOND_AUDIENCE : AUDIENCE,
       algorithms: ['RS256'],
       requiredClaims: ['exp', 'sub'],
     });
     sendJson(res, 200, {
-      message: 'Hello from the nbauth demo API',
+      message: url.pathname === '/api/reports' ? 'Hello from the nbauth demo reports API'
+        : 'Hello from the nbauth demo API',
       sub: payload.sub,
       scope: payload.scope ?? '',
     });
@@ -876,6 +890,7 @@ const ready = {
   m2m_client_secret: M2M_CLIENT_SECRET,
   exact_client_id: EXACT_CLIENT_ID,
   exact_ports: opts.exactPorts,
+  second_audience: SECOND_AUDIENCE,
 };
 // Python-json-style separators: {"issuer": "...", "exact_ports": [8765, 8766, 8767]}
 const readyLine = `{${Object.entries(ready)
