@@ -17,9 +17,8 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from .authorize import DEFAULT_SCOPE
+from .defaults import DEFAULT_PORTS, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .errors import ConfigurationError
-from .flow import DEFAULT_TIMEOUT, MAX_TIMEOUT
-from .loopback import DEFAULT_PORTS
 
 __all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]
 
