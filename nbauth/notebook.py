@@ -180,6 +180,8 @@ class NotebookLogin:
             credentials, self.credentials = self.credentials, None
             if credentials is not None:
                 credentials.clear()
+            # The widget stays displayed (and alive) in its cell; let it hold nothing else.
+            self.pending = None
         self.widget.show_logged_out(message)
 
     # -- internals --------------------------------------------------------------------------
