@@ -16,8 +16,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
-from .authorize import DEFAULT_SCOPE
-from .defaults import DEFAULT_PORTS, DEFAULT_TIMEOUT, MAX_TIMEOUT
+from .defaults import DEFAULT_PORTS, DEFAULT_SCOPE, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .errors import ConfigurationError
 
 __all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]

@@ -6,7 +6,11 @@ does not import the listener, requests or the JOSE library before a login is sta
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PORTS", "DEFAULT_TIMEOUT", "MAX_TIMEOUT"]
+__all__ = ["DEFAULT_PORTS", "DEFAULT_SCOPE", "DEFAULT_TIMEOUT", "MAX_TIMEOUT"]
+
+#: Scopes requested when none are given: an ID token with the profile and email, and a
+#: refresh token (offline_access) so the session can renew itself.
+DEFAULT_SCOPE = "openid profile email offline_access"
 
 #: The ports tried when none are configured. Providers that match callback URLs exactly (Auth0)
 #: need each one registered: http://127.0.0.1:8765/callback, …:8766/…, …:8767/….
