@@ -248,7 +248,49 @@ def load_probe(variant: str, traced: bool, env: dict[str, str] | None = None) ->
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-@benchmark("1", "extension load cost (fresh `python -c` processes)")
+KERNEL_LOAD_CELL = r"""
+import json as _json, os as _os, sys as _sys, time as _time
+def _rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * _os.sysconf("SC_PAGE_SIZE") / 2**20
+_before = set(_sys.modules)
+_r0 = _rss(); _t0 = _time.perf_counter()
+get_ipython().run_line_magic("load_ext", "nbauth")
+_dt = _time.perf_counter() - _t0
+print("BENCH-RESULT " + _json.dumps({"seconds": _dt, "rss_mb": _rss() - _r0, "heavy": sorted(
+    m for m in ("ipywidgets", "jwt", "requests", "cryptography", "http.server")
+    if m in _sys.modules and m not in _before)}))
+"""
+
+
+def run_in_fresh_kernel(code: str, timeout: float = 600) -> dict[str, Any]:
+    """Run `code` as one cell in a new ipykernel; return the JSON it printed after
+    'BENCH-RESULT '. provider/ and benchmarks/ are on the kernel's path."""
+    from jupyter_client.manager import start_new_kernel
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "provider"), str(HERE)])}
+    # stderr: ipykernel warns that its (loopback) ports are unencrypted, once per kernel.
+    km, kc = start_new_kernel(kernel_name="python3", env=env, stderr=subprocess.DEVNULL)
+    try:
+        outputs: list[str] = []
+
+        def collect(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream":
+                outputs.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                outputs.append("\n".join(msg["content"]["traceback"]))
+
+        reply = kc.execute_interactive(code, timeout=timeout, output_hook=collect)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError("the kernel cell failed:\n" + "".join(outputs)[-3000:])
+        line = next(x for x in "".join(outputs).splitlines() if x.startswith("BENCH-RESULT "))
+        return dict(json.loads(line[len("BENCH-RESULT "):]))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@benchmark("1", "extension load cost (fresh `python -c` processes, fresh kernels)")
 def bench_load(ctx: Context) -> None:
     variants = ["bare", "nbauth", "google-auth-oauthlib", "authlib", "import nbauth (API)"]
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -288,6 +330,16 @@ def bench_load(ctx: Context) -> None:
     ctx.row("1h", "(peer) import authlib.integrations.requests_client", times["authlib"], "ms")
     ctx.row("1i", "(peer) RSS of import authlib.integrations.requests_client", rss["authlib"], "MB")
     ctx.row("1j", "import nbauth (Python API, lazy)", times["import nbauth (API)"], "ms")
+    kernel_runs = [run_in_fresh_kernel(KERNEL_LOAD_CELL, timeout=120)
+                   for _ in range(ctx.n(5, 1))]
+    kernel_ms = [ms(r["seconds"]) for r in kernel_runs]
+    kernel_mb = [r["rss_mb"] for r in kernel_runs]
+    kernel_heavy = sorted({m for r in kernel_runs for m in r["heavy"]})
+    ctx.row("1k", "%load_ext nbauth in a fresh ipykernel: time added", kernel_ms, "ms",
+            target="< 50 ms", met=statistics.median(kernel_ms) < 50,
+            note="heavy modules imported: " + (", ".join(kernel_heavy) or "none"))
+    ctx.row("1l", "%load_ext nbauth in a fresh ipykernel: RSS added", kernel_mb, "MB",
+            target="< 5 MB", met=statistics.median(kernel_mb) < 5)
     ctx.row("2a", "first %auth0_login in a fresh process → link (imports + discovery)",
             first_login, "ms",
             note="pays the deferred imports (requests, PyJWT/cryptography, ipywidgets) once")
@@ -442,8 +494,25 @@ def bench_overhead(ctx: Context) -> None:
 
 # -- 4. whole scripted login vs peers ----------------------------------------------------------
 
+def login_nbauth_no_hop(provider: ProviderInfo, browser: Any) -> str:
+    """Attribution only: nbauth with the browser sent straight to the authorization URL,
+    skipping the /start/<token> redirect that keeps the login's state out of outputs."""
+    import peers
+
+    from nbauth import start_login
+
+    pending = start_login(provider.issuer, provider.client_id, audience=provider.audience,
+                          scope=peers.SCOPE, port=0, timeout=60)
+    browser(pending.url)
+    credentials = pending.wait()
+    browser.join()
+    return str(credentials.token())
+
+
 @benchmark("4", "whole scripted login: nbauth vs google-auth-oauthlib vs Authlib")
 def bench_whole(ctx: Context) -> None:
+    import gc
+
     import peers
 
     provider, md = ctx.provider, ctx.metadata
@@ -451,32 +520,48 @@ def bench_whole(ctx: Context) -> None:
         "nbauth": lambda b: peers.login_nbauth(provider, b),
         "google-auth-oauthlib": lambda b: peers.login_google(provider, md, b),
         "authlib": lambda b: peers.login_authlib(provider, md, b),
+        "nbauth-no-hop": lambda b: login_nbauth_no_hop(provider, b),
     }
     results: dict[str, list[float]] = {name: [] for name in runners}
-    rounds = ctx.n(20, 2)
+    rounds = ctx.n(40, 2)
     warmup = 2
     for r, name in interleaved(list(runners), rounds + warmup):
         browser = peers.ScriptedBrowser(complete_login)
-        t0 = time.perf_counter()
-        token = runners[name](browser)
-        dt = time.perf_counter() - t0
+        # As timeit does: no garbage collection inside a timed run (the heap left by the
+        # earlier benchmarks would otherwise land a full collection on whichever login
+        # happens to trigger it); collected before each run instead.
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            token = runners[name](browser)
+            dt = time.perf_counter() - t0
+        finally:
+            gc.enable()
         if not token:
             raise RuntimeError(f"{name} returned no token")
         if r >= warmup:
             results[name].append(ms(dt))
-    for name, label in (("nbauth", "nbauth.login()"),
-                        ("google-auth-oauthlib", "(peer) InstalledAppFlow.run_local_server"),
-                        ("authlib", "(peer) Authlib OAuth2Session + http.server")):
-        ctx.row("4" + "abc"[list(runners).index(name)], label, results[name], "ms")
+    for letter, name, label in (
+            ("a", "nbauth", "nbauth.login()"),
+            ("b", "google-auth-oauthlib", "(peer) InstalledAppFlow.run_local_server"),
+            ("c", "authlib", "(peer) Authlib OAuth2Session + http.server"),
+            ("f", "nbauth-no-hop", "(attribution) nbauth without the /start/<token> hop")):
+        if letter == "f":
+            continue  # printed after the ratios
+        ctx.row("4" + letter, label, results[name], "ms")
     fastest = min(("google-auth-oauthlib", "authlib"),
                   key=lambda n: statistics.median(results[n]))
     for letter, peer in (("d", "google-auth-oauthlib"), ("e", "authlib")):
         ratios = [a / b for a, b in zip(results["nbauth"], results[peer], strict=True)]
-        ratio = statistics.median(results["nbauth"]) / statistics.median(results[peer])
-        row = ctx.row("4" + letter, f"ratio nbauth / {peer}, per round",
-                      ratios, "x", target="≤ 1.00" if peer == fastest else "",
-                      met=(ratio <= 1.0) if peer == fastest else None)
-        row.samples = ratios
+        of_medians = statistics.median(results["nbauth"]) / statistics.median(results[peer])
+        ctx.row("4" + letter, f"ratio nbauth / {peer}, per round", ratios, "x",
+                target="≤ 1.00" if peer == fastest else "",
+                met=(statistics.median(ratios) <= 1.0) if peer == fastest else None,
+                note=f"ratio of the medians {of_medians:.2f}×"
+                + (" (the faster peer in this run)" if peer == fastest else ""))
+    ctx.row("4f", "(attribution) nbauth without the /start/<token> hop",
+            results["nbauth-no-hop"], "ms")
     ctx.raw["whole_ms"] = results
 
 
@@ -642,6 +727,14 @@ def bench_flood(ctx: Context) -> None:
 
 # -- 7. leaks ----------------------------------------------------------------------------------
 
+def growth_per_login(result: dict[str, Any]) -> float:
+    """KiB kept per login over the second half of the run (first-use caches and dict tables
+    fill up early; a leak keeps growing)."""
+    series = result["series"]
+    (x0, y0), (x1, y1) = series[len(series) // 2], series[-1]
+    return float((y1 - y0) / (x1 - x0)) if x1 > x0 else float(y1 / max(x1, 1))
+
+
 def _leak_rows(ctx: Context, where: str, letter0: int, result: dict[str, Any]) -> None:
     base, after = result["baseline"], result["after"]
     n = result["logins"]
@@ -652,10 +745,10 @@ def _leak_rows(ctx: Context, where: str, letter0: int, result: dict[str, Any]) -
         ctx.row(f"7{letters[letter0 + i]}",
                 f"{where}: {label}, {n} logins later − baseline ({base[key]:g})",
                 [delta], "count", target="0", met=delta <= 0)
-    per_login = result["traced_growth_kib"] / n
-    ctx.row(f"7{letters[letter0 + 3]}", f"{where}: Python memory kept per login (tracemalloc)",
+    per_login = growth_per_login(result)
+    ctx.row(f"7{letters[letter0 + 3]}", f"{where}: memory kept per further login (tracemalloc)",
             [per_login], "KiB", target="≈ 0", met=per_login < 1.0,
-            note="largest growth: " + "; ".join(
+            note=f"{result['traced_growth_kib']:.0f} KiB in all; largest growth: " + "; ".join(
                 f"{t['where'].replace(str(ROOT) + '/', '')} {t['kib']:+.1f} KiB"
                 for t in result["top"][:3]))
     ctx.row(f"7{letters[letter0 + 4]}", f"{where}: RSS after − baseline",
@@ -676,36 +769,26 @@ def bench_leaks(ctx: Context) -> None:
     _leak_rows(ctx, "IPython shell", 0, in_process)
     in_kernel = kernel_logins(ctx, count)
     _leak_rows(ctx, "real ipykernel", 5, in_kernel)
-    ctx.raw["leaks"] = {"shell": in_process, "kernel": in_kernel}
+    closed = kernel_logins(ctx, count, close_replaced_widgets=True)
+    per_login = growth_per_login(closed)
+    ctx.row("7k", "real ipykernel, replaced widgets closed: memory per further login",
+            [per_login], "KiB", target="≈ 0", met=per_login < 1.0,
+            note=f"what nbauth keeps once its widgets are closed: {closed['traced_growth_kib']:.0f}"
+            " KiB in all, reached early (caches, dict tables); largest: "
+            + "; ".join(f"{t['where'].replace(str(ROOT) + '/', '')} {t['kib']:+.1f} KiB"
+                        for t in closed["top"][:3]))
+    ctx.raw["leaks"] = {"shell": in_process, "kernel": in_kernel,
+                        "kernel, replaced widgets closed": closed}
 
 
-def kernel_logins(ctx: Context, count: int) -> dict[str, Any]:
-    from jupyter_client.manager import start_new_kernel
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "provider"), str(HERE)])}
-    km, kc = start_new_kernel(kernel_name="python3", env=env)
-    try:
-        code = ("%load_ext nbauth\n"
-                "import json, leakcheck\n"
-                f"_r = leakcheck.run_logins(get_ipython(), {provider_dict(ctx.provider)!r}, "
-                f"{count})\n"
-                "print('BENCH-RESULT ' + json.dumps(_r))\n")
-        outputs: list[str] = []
-
-        def collect(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] == "stream":
-                outputs.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                outputs.append("\n".join(msg["content"]["traceback"]))
-
-        reply = kc.execute_interactive(code, timeout=600, output_hook=collect)
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError("the kernel leak run failed:\n" + "".join(outputs)[-3000:])
-        line = next(x for x in "".join(outputs).splitlines() if x.startswith("BENCH-RESULT "))
-        return dict(json.loads(line[len("BENCH-RESULT "):]))
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+def kernel_logins(ctx: Context, count: int, *, close_replaced_widgets: bool = False
+                  ) -> dict[str, Any]:
+    return run_in_fresh_kernel(
+        "%load_ext nbauth\n"
+        "import json, leakcheck\n"
+        f"_r = leakcheck.run_logins(get_ipython(), {provider_dict(ctx.provider)!r}, {count}, "
+        f"close_replaced_widgets={close_replaced_widgets}, settle={ctx.n(15, 2)})\n"
+        "print('BENCH-RESULT ' + json.dumps(_r))\n")
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -740,7 +823,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if only and number not in only:
                 continue
             print(f"\n[{number}] {title}", flush=True)
+            t0 = time.perf_counter()
             fn(ctx)
+            print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
     print_table(ctx.rows)
     elapsed = time.perf_counter() - started
     print(f"\n{len(ctx.rows)} rows in {elapsed:.0f} s. Medians over repeated runs in one "

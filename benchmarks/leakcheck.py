@@ -64,7 +64,21 @@ def _settle(baseline: dict[str, float], limit: float = 15.0) -> dict[str, float]
         time.sleep(0.1)
 
 
-def one_login(shell: Any, provider: dict[str, Any], complete_login: Any) -> None:
+def close_widget_tree(widget: Any) -> None:
+    """Close a widget, its children and their layout/style models (what a frontend would
+    have to ask for to free a widget whose output was cleared; none does)."""
+    from ipywidgets import Widget
+
+    for child in getattr(widget, "children", ()):
+        close_widget_tree(child)
+    for name in ("layout", "style"):
+        part = getattr(widget, name, None)
+        if isinstance(part, Widget):
+            part.close()
+    widget.close()
+
+
+def one_login(shell: Any, provider: dict[str, Any], complete_login: Any) -> Any:
     magics = shell.magics_manager.registry["AuthMagics"]
     from IPython.utils.capture import capture_output
 
@@ -81,19 +95,33 @@ def one_login(shell: Any, provider: dict[str, Any], complete_login: Any) -> None
         time.sleep(0.002)
     if login.credentials is None:
         raise RuntimeError("the login did not complete")
+    return login
 
 
 def run_logins(shell: Any, provider: dict[str, Any], count: int, *, warmup: int = 5,
-               points: int = 10) -> dict[str, Any]:
+               points: int = 10, close_replaced_widgets: bool = False,
+               settle: float = 15.0) -> dict[str, Any]:
     """`warmup` logins, a baseline, `count` logins, then the same measurements again.
 
     Memory is traced with tracemalloc from the baseline on; `series` has (logins done,
-    traced KiB) at `points` steps; `top` names the source lines that grew most.
+    traced KiB) at `points` steps; `top` names the source lines that grew most. With
+    `close_replaced_widgets`, each replaced login's widget is closed, to tell what nbauth keeps
+    apart from the widgets ipywidgets keeps registered while they are displayed. `settle` bounds
+    the wait for finished threads' resources to be given back.
     """
     from scripted_user import complete_login
 
+    previous: list[Any] = []
+
+    def login_once() -> None:
+        login = one_login(shell, provider, complete_login)
+        if close_replaced_widgets:
+            for old in previous:
+                close_widget_tree(old.widget)
+            previous[:] = [login]
+
     for _ in range(warmup):
-        one_login(shell, provider, complete_login)
+        login_once()
     gc.collect()
     baseline = _settle(process_counts(), limit=0)
     tracemalloc.start(1)
@@ -104,12 +132,12 @@ def run_logins(shell: Any, provider: dict[str, Any], count: int, *, warmup: int 
     step = max(1, count // points)
     started = time.perf_counter()
     for i in range(1, count + 1):
-        one_login(shell, provider, complete_login)
+        login_once()
         if i % step == 0 or i == count:
             gc.collect()
             series.append((i, (tracemalloc.get_traced_memory()[0] - start_traced) / 1024))
     elapsed = time.perf_counter() - started
-    after = _settle(baseline)
+    after = _settle(baseline, limit=settle)
     gc.collect()
     traced_growth = tracemalloc.get_traced_memory()[0] - start_traced
     snapshot1 = tracemalloc.take_snapshot()
