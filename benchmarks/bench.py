@@ -524,7 +524,7 @@ def bench_whole(ctx: Context) -> None:
     }
     results: dict[str, list[float]] = {name: [] for name in runners}
     rounds = ctx.n(40, 2)
-    warmup = 2
+    warmup = ctx.n(2, 1)
     for r, name in interleaved(list(runners), rounds + warmup):
         browser = peers.ScriptedBrowser(complete_login)
         # As timeit does: no garbage collection inside a timed run (the heap left by the
@@ -764,8 +764,9 @@ def provider_dict(provider: ProviderInfo) -> dict[str, Any]:
 def bench_leaks(ctx: Context) -> None:
     import leakcheck
 
-    count = ctx.n(200, 10)
-    in_process = leakcheck.run_logins(shell(), provider_dict(ctx.provider), count)
+    count = ctx.n(200, 6)
+    in_process = leakcheck.run_logins(shell(), provider_dict(ctx.provider), count,
+                                      settle=ctx.n(15, 2), warmup=ctx.n(5, 2))
     _leak_rows(ctx, "IPython shell", 0, in_process)
     in_kernel = kernel_logins(ctx, count)
     _leak_rows(ctx, "real ipykernel", 5, in_kernel)
@@ -787,7 +788,8 @@ def kernel_logins(ctx: Context, count: int, *, close_replaced_widgets: bool = Fa
         "%load_ext nbauth\n"
         "import json, leakcheck\n"
         f"_r = leakcheck.run_logins(get_ipython(), {provider_dict(ctx.provider)!r}, {count}, "
-        f"close_replaced_widgets={close_replaced_widgets}, settle={ctx.n(15, 2)})\n"
+        f"close_replaced_widgets={close_replaced_widgets}, settle={ctx.n(15, 2)}, "
+        f"warmup={ctx.n(5, 2)})\n"
         "print('BENCH-RESULT ' + json.dumps(_r))\n")
 
 
