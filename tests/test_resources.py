@@ -13,7 +13,6 @@ import time
 
 import pytest
 from IPython.utils.capture import capture_output
-
 from scripted_user import complete_login
 
 HEAVY = ("ipywidgets", "jwt", "requests", "cryptography", "http.server", "importlib.metadata")
