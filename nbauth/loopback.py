@@ -297,14 +297,19 @@ class CallbackListener:
             self._handler = handler
         if self._handler is None:
             raise RuntimeError("CallbackListener.start() needs a handler")
-        self._wake = socket.socketpair()
-        self._thread = threading.Thread(
-            target=self._serve,
-            args=(self._wake[0],),
-            name=f"nbauth-loopback-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        # Under the close lock: a close() from another thread (a newer login superseding this
+        # one) either comes first, and nothing starts, or finds the thread started to join.
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._wake = socket.socketpair()
+            self._thread = threading.Thread(
+                target=self._serve,
+                args=(self._wake[0],),
+                name=f"nbauth-loopback-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
 
     def _serve(self, wake: socket.socket) -> None:
         """Accept connections until close(), which wakes this loop at once.

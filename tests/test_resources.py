@@ -107,3 +107,32 @@ def test_closing_a_listener_frees_its_port_and_thread():
     assert thread is not None and not thread.is_alive()
     with socket.socket() as probe:  # the port is free again at once
         probe.bind(("127.0.0.1", port))
+
+
+def test_close_racing_start_from_another_thread_never_fails():
+    """A newer login closes the older listener from its own thread, maybe mid-start()."""
+    import threading
+
+    from nbauth.loopback import CallbackListener, Reply
+
+    errors: list[BaseException] = []
+
+    def start(listener: CallbackListener) -> None:
+        try:
+            listener.start(lambda params: Reply(200, "ok", "ok"))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    deadline = time.monotonic() + 20
+    for _ in range(200):
+        if time.monotonic() > deadline:
+            break
+        listener = CallbackListener([0])
+        starter = threading.Thread(target=start, args=(listener,))
+        starter.start()
+        listener.close()
+        starter.join(timeout=5)
+        assert not starter.is_alive()
+        thread = listener._thread
+        assert thread is None or not thread.is_alive()
+    assert errors == []
