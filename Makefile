@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,demo,browser]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,demo,browser,bench]"
 	@touch $@
 
 provider/node_modules/.package-lock.json: provider/package-lock.json provider/package.json

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "provider")]
@@ -56,11 +57,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20)
-    args = parser.parse_args()
-    users = [f"user{i:02d}" for i in range(args.users)]
+def measure(count: int) -> dict[str, Any]:
+    """Run the scenario with `count` users; return the figures (latencies in ms)."""
+    users = [f"user{i:02d}" for i in range(count)]
     with tempfile.TemporaryDirectory() as base, \
             running_hub(Path(base) / "hub", environment={"NBAUTH_PUBLIC_URL": "{hub_url}"}) as hub:
         began = time.monotonic()
@@ -112,18 +111,27 @@ def main() -> int:
                     result = json.loads(line)
                     right_token += result["sub"] == "auth0|demo"
                     token_rtt.append(result["token_rtt"])
-    ms = [v * 1000 for v in latencies.values()]
-    print(f"JupyterHub logins through one hub-wide callback: {len(users)} users at once")
-    print(f"  servers spawned in            {spawn_seconds:8.1f} s")
-    print(f"  logins completed              {sum(ok.values()):4d}/{len(users)} "
-          f"({100 * sum(ok.values()) / len(users):.0f} %), kernels holding their token "
-          f"{right_token}/{len(users)}")
+    return {"users": len(users), "spawn_seconds": spawn_seconds, "ok": sum(ok.values()),
+            "with_token": right_token, "latency_ms": [v * 1000 for v in latencies.values()],
+            "token_rtt_ms": [v * 1000 for v in token_rtt]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20)
+    result = measure(parser.parse_args().users)
+    ms, count = result["latency_ms"], result["users"]
+    print(f"JupyterHub logins through one hub-wide callback: {count} users at once")
+    print(f"  servers spawned in            {result['spawn_seconds']:8.1f} s")
+    print(f"  logins completed              {result['ok']:4d}/{count} "
+          f"({100 * result['ok'] / count:.0f} %), kernels holding their token "
+          f"{result['with_token']}/{count}")
     print(f"  callback latency (ms)         p50 {percentile(ms, 50):7.1f}  p90 "
           f"{percentile(ms, 90):7.1f}  p99 {percentile(ms, 99):7.1f}  max {max(ms):7.1f}")
-    if token_rtt:
+    if result["token_rtt_ms"]:
         print(f"  provider token round trip     median "
-              f"{statistics.median(token_rtt) * 1000:7.1f} ms (a refresh grant, for scale)")
-    return 0 if sum(ok.values()) == len(users) else 1
+              f"{statistics.median(result['token_rtt_ms']):7.1f} ms (a refresh grant)")
+    return 0 if result["ok"] == count else 1
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ in a script: ``nbauth.login(domain=..., client_id=...)``.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .credentials import BearerAuth, BearerSession, Credentials, Identity
-from .device import DeviceLogin, start_device_login
 from .errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -27,8 +26,21 @@ from .errors import (
     ProviderError,
     TokenStoreError,
 )
-from .flow import PendingLogin, login, start_login
-from .machine import MachineCredentials, client_credentials
+
+if TYPE_CHECKING:
+    from .credentials import BearerAuth, BearerSession, Credentials, Identity
+    from .device import DeviceLogin, start_device_login
+    from .flow import PendingLogin, login, start_login
+    from .machine import MachineCredentials, client_credentials
+
+#: Public names imported on first use (PEP 562), so `%load_ext nbauth` does not pay for
+#: requests, PyJWT/cryptography and ipywidgets until a login starts.
+_LAZY = {
+    "BearerAuth": "credentials", "BearerSession": "credentials", "Credentials": "credentials",
+    "Identity": "credentials", "DeviceLogin": "device", "start_device_login": "device",
+    "PendingLogin": "flow", "login": "flow", "start_login": "flow",
+    "MachineCredentials": "machine", "client_credentials": "machine",
+}
 
 __version__ = "0.1.0"
 
@@ -61,6 +73,19 @@ __all__ = [
     "start_device_login",
     "start_login",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbauth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load_ipython_extension(ipython: Any) -> None:

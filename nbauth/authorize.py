@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .defaults import DEFAULT_SCOPE
 from .discovery import ProviderMetadata
 from .errors import (
     ConfigurationError,
@@ -31,7 +32,6 @@ __all__ = [
     "state_matches",
 ]
 
-DEFAULT_SCOPE = "openid profile email offline_access"
 
 #: Extra authorize parameters users need with Auth0; anything else is refused so that a typo
 #: does not silently vanish and protocol parameters cannot be overridden.

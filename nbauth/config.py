@@ -16,10 +16,8 @@ from typing import Any
 from traitlets import Bool, Enum, Float, Int, List, Unicode, validate
 from traitlets.config import Configurable
 
-from .authorize import DEFAULT_SCOPE
+from .defaults import DEFAULT_PORTS, DEFAULT_SCOPE, DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .errors import ConfigurationError
-from .flow import DEFAULT_TIMEOUT, MAX_TIMEOUT
-from .loopback import DEFAULT_PORTS
 from .route import MODES
 
 __all__ = ["ENVIRONMENT", "LoginSettings", "NbauthConfig", "parse_ports"]

@@ -300,6 +300,9 @@ class Credentials:
         self._valid = False
         self._refresh_token = None
         self._access = AccessToken("", 0.0, self._clock)
+        # Drop the idle keep-alive connection to the provider: a cleared login holds no socket
+        # (a widget that stays displayed may keep this object alive for the kernel's lifetime).
+        self._client.close()
         self._notify()
 
     def _notify(self) -> None:

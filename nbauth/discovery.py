@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
-from .http import ProviderClient
+
+if TYPE_CHECKING:  # the client is passed in: discovery itself needs no HTTP library
+    from .http import ProviderClient
 
 __all__ = [
     "ProviderMetadata",

@@ -26,6 +26,7 @@ from .authorize import (
     state_matches,
 )
 from .credentials import Credentials, Identity
+from .defaults import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from .discovery import ProviderMetadata, discover, issuer_from_domain
 from .errors import (
     AccessDeniedError,
@@ -52,10 +53,6 @@ __all__ = ["DEFAULT_TIMEOUT", "PendingLogin", "Status", "login", "start_login"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a login waits for the browser before giving up.
-DEFAULT_TIMEOUT = 300.0
-#: The longest a login may wait (a day).
-MAX_TIMEOUT = 86400.0
 
 StatusCallback = Callable[["Status"], None]
 
@@ -371,6 +368,8 @@ class PendingLogin:
             self._registry.unregister(self._request.state)
         if close:
             self._listener.close()
+        if result is None:
+            self._client.close()  # no credentials will use it: drop its provider connection
         with _registry_lock:
             if _pending.get(self._key) is self:
                 del _pending[self._key]

@@ -13,7 +13,7 @@ message queue, which changes between ipykernel releases — not robust enough fo
 from __future__ import annotations
 
 import re
-from importlib import metadata
+import sys
 from typing import Any
 
 __all__ = ["AWAIT_NAME", "await_login_lines", "kernel_handles_widgets_while_awaiting"]
@@ -28,12 +28,22 @@ def kernel_handles_widgets_while_awaiting(shell: Any) -> bool:
     """True in ipykernel ≥ 7.4 with top-level await on (comm messages run during awaits)."""
     if getattr(shell, "kernel", None) is None or not getattr(shell, "autoawait", False):
         return False
+    return _ipykernel_version() >= (7, 4)
+
+
+def _ipykernel_version() -> tuple[int, ...]:
+    # The running kernel's module knows its version; importlib.metadata (a scan of every
+    # installed distribution, ~10 ms) is the fallback when ipykernel is not imported.
+    loaded = getattr(sys.modules.get("ipykernel"), "version_info", None)
+    if isinstance(loaded, tuple) and all(isinstance(part, int) for part in loaded[:2]):
+        return tuple(loaded[:2])
+    from importlib import metadata
+
     try:
         release = metadata.version("ipykernel")
     except metadata.PackageNotFoundError:  # pragma: no cover - a shell with a kernel has it
-        return False
-    version = tuple(int(part) for part in re.findall(r"\d+", release)[:2])
-    return version >= (7, 4)
+        return ()
+    return tuple(int(part) for part in re.findall(r"\d+", release)[:2])
 
 
 def await_login_lines(lines: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ import errno
 import hmac
 import json
 import secrets
+import selectors
 import socket
 import sys
 import threading
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .defaults import DEFAULT_PORTS
 from .errors import ConfigurationError, LoopbackBindError
 from .pages import PAGE_HEADERS, render_page
 
@@ -36,9 +38,6 @@ START_PATH = "/start/"
 #: In relay mode (Jupyter-routed logins) every request must carry the login's relay key here.
 RELAY_HEADER = "X-Nbauth-Relay"
 
-#: The ports tried when none are configured. Providers that match callback URLs exactly (Auth0)
-#: need each one registered: http://127.0.0.1:8765/callback, …:8766/…, …:8767/….
-DEFAULT_PORTS: tuple[int, ...] = (8765, 8766, 8767)
 
 #: At most this many connections are served at once; more are closed unanswered.
 MAX_CONNECTIONS = 16
@@ -68,6 +67,7 @@ class _Server(ThreadingHTTPServer):
     # Linux/macOS it never lets two sockets *listen* on one port. Windows needs the opposite.
     allow_reuse_address = sys.platform != "win32"
     request_queue_size = 16
+    timeout = 0.0  # handle_request() is called only when a connection is ready: never block
 
     def __init__(self, port: int, listener: CallbackListener) -> None:
         self.listener = listener
@@ -259,6 +259,7 @@ class CallbackListener:
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # close() → serving thread
         self._server = self._bind(ports)
         self.port: int = self._server.server_address[1]
 
@@ -325,13 +326,34 @@ class CallbackListener:
             self._handler = handler
         if self._handler is None:
             raise RuntimeError("CallbackListener.start() needs a handler")
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"nbauth-loopback-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        # Under the close lock: a close() from another thread (a newer login superseding this
+        # one) either comes first, and nothing starts, or finds the thread started to join.
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._wake = socket.socketpair()
+            self._thread = threading.Thread(
+                target=self._serve,
+                args=(self._wake[0],),
+                name=f"nbauth-loopback-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def _serve(self, wake: socket.socket) -> None:
+        """Accept connections until close(), which wakes this loop at once.
+
+        (socketserver's serve_forever notices a shutdown only at its next poll, so every
+        login's close — and with it `wait()` — took up to a poll interval longer.)
+        """
+        server = self._server
+        with selectors.DefaultSelector() as selector:
+            selector.register(server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while not self._closed.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is server and not self._closed.is_set():
+                        server.handle_request()  # accepts one connection; serves it on a thread
 
     def dispatch(self, params: Mapping[str, str]) -> Reply:
         handler = self._handler
@@ -353,11 +375,17 @@ class CallbackListener:
             if self._closed.is_set():
                 return
             self._closed.set()
-            if self._thread is not None:
-                self._server.shutdown()
-            self._server.server_close()
+            if self._wake is not None:
+                try:
+                    self._wake[1].send(b"\0")
+                except OSError:
+                    pass
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
+            self._server.server_close()
+            if self._wake is not None:
+                for end in self._wake:
+                    end.close()
 
     def __enter__(self) -> CallbackListener:
         return self

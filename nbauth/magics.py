@@ -8,7 +8,7 @@ completes — under names hidden from %who/%whos, whose output would print part 
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -16,9 +16,11 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .config import LoginSettings, NbauthConfig, parse_ports
-from .credentials import Credentials
 from .errors import ConfigurationError
-from .notebook import NotebookLogin
+
+if TYPE_CHECKING:  # imported when a login starts: %load_ext stays light (no widgets, requests, jwt)
+    from .credentials import Credentials
+    from .notebook import NotebookLogin
 
 __all__ = ["AuthMagics", "nbauth_exception_handler"]
 
@@ -126,6 +128,8 @@ class AuthMagics(Magics):
                 )
         args = parse_line(self.auth0_login, line)
         settings = self._settings(args)
+        from .notebook import NotebookLogin
+
         previous = self.logins.get(settings.var)
         if previous is not None and previous.pending is not None and not previous.pending.done():
             previous.supersede()  # its widget says so; logged-in credentials stay until replaced

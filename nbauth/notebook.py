@@ -271,6 +271,8 @@ class NotebookLogin:
             credentials, self.credentials = self.credentials, None
             if credentials is not None and credentials is not keep:
                 credentials.clear()
+            # The widget stays displayed (and alive) in its cell; let it hold nothing else.
+            self.pending = None
         self.widget.show_logged_out(message)
 
     # -- internals --------------------------------------------------------------------------
