@@ -46,6 +46,7 @@ from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, JwksCache, validate_id_token
 from .loopback import DEFAULT_PORTS, CallbackListener, Reply
 from .route import CallbackRoute
+from .serverext.registry import MAX_TTL as ROUTED_MAX_WAIT
 from .serverext.registry import Registry
 from .tokens import Clock, parse_token_response
 
@@ -442,6 +443,8 @@ def start_login(
     if previous is not None:
         previous._supersede()
     routed = route is not None and route.mode == "jupyter"
+    if routed:  # the server relays a callback for ten minutes at most (S-92)
+        timeout = min(timeout, ROUTED_MAX_WAIT)
     # Bound before any URL exists (RFC 8252 §8.3). Routed logins listen on any free port: the
     # provider never sees it, and only the server extension (holding the relay key) may call.
     listener = (CallbackListener((0,), relay_key=secrets.token_urlsafe(32)) if routed

@@ -21,7 +21,6 @@ from .credentials import Credentials
 from .device import DeviceLogin, start_device_login
 from .errors import (
     ConfigurationError,
-    DeviceFlowUnsupportedError,
     LoginCancelledError,
     NbauthError,
 )
@@ -106,8 +105,8 @@ class NotebookLogin:
                 self.widget.show_error(str(exc))
                 raise
             self.pending = pending
-        note = (f"({route.reason})" if route.mode == "jupyter"
-                else f"(callback {pending.redirect_uri})")
+        note = (f"({route.reason}; this login waits up to {pending.timeout / 60:g} min)"
+                if route.mode == "jupyter" else f"(callback {pending.redirect_uri})")
         if not self.cancel_while_waiting:
             note += " To cancel, interrupt the kernel."
         self.widget.show_pending(pending.start_url, note=note,
@@ -163,20 +162,19 @@ class NotebookLogin:
             try:
                 device = start_device_login(settings.domain, settings.client_id,
                                             audience=settings.audience, scope=settings.scope)
-            except DeviceFlowUnsupportedError as exc:
-                chosen = settings.callback == "device"
-                error = exc if chosen else ConfigurationError(
-                    f"{route.reason.split(' Until then')[0]} The provider offers no device "
-                    "flow either, so this login cannot complete here."
-                )
+            except NbauthError as exc:
+                error: NbauthError = exc
+                if route.fallback_reason:  # nbauth chose the device flow: say why, and the ways out
+                    error = ConfigurationError(
+                        f"{route.fallback_reason} nbauth tried the device flow instead, and the "
+                        f"provider refused it: {exc} Either make the callback possible (see "
+                        "above) or enable the Device Code grant for this application."
+                    )
                 self.widget.show_error(str(error))
                 raise error from None
-            except NbauthError as exc:
-                self.widget.show_error(str(exc))
-                raise
             self.pending = device
         self.widget.show_device(device, cancellable=self.cancel_while_waiting,
-                                note="" if settings.callback == "device" else route.reason)
+                                note=route.fallback_reason or "")
         threading.Thread(target=self._poll_device, args=(device,), name="nbauth-device-poll",
                          daemon=True).start()
         return device

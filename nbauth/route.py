@@ -43,6 +43,8 @@ class CallbackRoute:
     #: … and the absolute address of its pages, for the link the user opens.
     server_public_url: str | None = None
     registry_dir: Path | None = None
+    #: Why `auto` could not route the callback and chose the device flow instead.
+    fallback_reason: str | None = None
 
     def start_link(self, token: str) -> str:
         """The browser link that starts a Jupyter-routed login (token in the query, which
@@ -82,7 +84,8 @@ def choose_route(mode: str = "auto", public_url: str = "",
         if mode == "jupyter":
             raise
         return CallbackRoute(
-            "device", f"{exc} Until then nbauth uses the device flow, which needs no callback."
+            "device", f"{exc} Until then nbauth uses the device flow, which needs no callback.",
+            fallback_reason=str(exc),
         )
 
 
@@ -91,7 +94,13 @@ def _jupyter_route(hub_prefix: str, public_url: str, environ: Mapping[str, str],
     from .serverext import server_markers
     from .serverext.registry import default_directory
 
-    directory = registry_dir if registry_dir is not None else default_directory()
+    try:
+        directory = registry_dir if registry_dir is not None else default_directory()
+    except ImportError:
+        raise ConfigurationError(
+            "The Jupyter-routed callback needs jupyter_core (part of every Jupyter install), "
+            "which this Python does not have."
+        ) from None
     running = server_markers(directory)
     if hub_prefix:
         base_url = hub_prefix if hub_prefix.endswith("/") else hub_prefix + "/"
@@ -118,10 +127,14 @@ def _jupyter_route(hub_prefix: str, public_url: str, environ: Mapping[str, str],
         redirect_uri = f"{server_public}{_CALLBACK}"
         where = "your Jupyter server"
     if base_url not in running:
+        found = (f" (it runs for {', '.join(sorted(running))}, not for {base_url}: if a proxy "
+                 "strips a path prefix, give the public URL that maps to the server's base URL)"
+                 if running else "")
         raise ConfigurationError(
             "nbauth's Jupyter server extension is not running in this server, so the "
-            "provider cannot send you back through it. Install nbauth in the environment "
-            "that runs the Jupyter server (it enables itself) and restart the server."
+            f"provider cannot send you back through it{found}. Install nbauth in the "
+            "environment that runs the Jupyter server (it enables itself) and restart the "
+            "server."
         )
     return CallbackRoute(
         "jupyter", f"Your browser returns through {where}: {redirect_uri}",
@@ -135,6 +148,13 @@ def _hub_public_url(public_url: str, environ: Mapping[str, str]) -> str:
     if public_url:
         root = _checked_url(public_url, "NBAUTH_PUBLIC_URL")
         base = environ.get("JUPYTERHUB_BASE_URL", "/") or "/"
+        path = urlsplit(root).path
+        if "/user/" in path or "/hub/" in path or path.endswith(("/lab/", "/tree/")):
+            raise ConfigurationError(
+                f"NBAUTH_PUBLIC_URL={public_url!r} is a page inside the hub; give the hub's "
+                f"own address, e.g. {_origin(root)}{base if base.endswith('/') else base + '/'} "
+                "(the part of the address bar before /user/ or /hub/)."
+            )
         if urlsplit(root).path == "/" and base != "/":
             root = root.rstrip("/") + (base if base.endswith("/") else base + "/")
         return root + "hub/"
@@ -168,7 +188,16 @@ def _checked_url(url: str, name: str) -> str:
             "loopback address (RFC 9700 §2.6)."
         )
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    # Providers compare redirect URIs exactly: write the host in lower case, drop a default port.
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    try:
+        port = "" if parts.port in (None, default) else f":{parts.port}"
+    except ValueError:
+        raise ConfigurationError(f"{name}={url!r} has an invalid port.") from None
+    return f"{parts.scheme}://{host}{port}{path}"
 
 
 def _origin(url: str) -> str:

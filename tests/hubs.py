@@ -30,6 +30,11 @@ import requests
 from jupyter_client import BlockingKernelClient
 
 ROOT = Path(__file__).resolve().parents[1]
+#: What README tells hub admins to add for nbauth (keeps codes and states out of the hub log).
+NBAUTH_HUB_CONFIG = """
+from nbauth.hubhook import user_redirect_hook
+c.JupyterHub.user_redirect_hook = user_redirect_hook
+"""
 PROXY_BIN = ROOT / "tests" / "hub" / "node_modules" / ".bin"
 START_TIMEOUT = 90.0
 SPAWN_TIMEOUT = 90.0
@@ -247,11 +252,12 @@ def _wait_ready(hub: Hub, deadline: float) -> bool:
 
 @contextlib.contextmanager
 def running_hub(base_dir: Path, *, environment: Mapping[str, str] | None = None,
-                roles: Sequence[Mapping[str, Any]] = (), attempts: int = 3) -> Iterator[Hub]:
+                roles: Sequence[Mapping[str, Any]] = (), extra_config: str = "",
+                attempts: int = 3) -> Iterator[Hub]:
     """Start JupyterHub (and its proxy) in `base_dir`; stop it and every server at exit.
 
     `environment` is given to every user's server (and so their kernels); "{hub_url}" in a
-    value becomes the hub's public URL.
+    value becomes the hub's public URL. `extra_config` is appended to jupyterhub_config.py.
     """
     if not proxy_available():
         raise HubError("configurable-http-proxy is missing: run `npm ci --prefix tests/hub` "
@@ -273,7 +279,7 @@ def running_hub(base_dir: Path, *, environment: Mapping[str, str] | None = None,
         config = base_dir / "jupyterhub_config.py"
         hub_url = f"http://127.0.0.1:{ports['public']}/"
         user_env = {k: v.replace("{hub_url}", hub_url) for k, v in (environment or {}).items()}
-        config.write_text(_config(base_dir, ports, api_token, user_env, roles))
+        config.write_text(_config(base_dir, ports, api_token, user_env, roles) + extra_config)
         log_path = base_dir / "hub.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(

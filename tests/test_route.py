@@ -21,10 +21,11 @@ HUB = {"JUPYTERHUB_SERVICE_PREFIX": "/user/alice/", "JUPYTERHUB_BASE_URL": "/",
 
 def running_extension(directory: Path, base_url: str) -> Path:
     """What the server extension leaves when it runs (a marker naming this live process)."""
+    from nbauth.serverext import _write_marker
+
     directory.mkdir(mode=0o700, exist_ok=True)
     directory.chmod(0o700)
-    (directory / f"{MARKER_PREFIX}{os.getpid()}.json").write_text(
-        json.dumps({"pid": os.getpid(), "base_url": base_url}))
+    _write_marker(directory, base_url)
     return directory
 
 
@@ -196,3 +197,49 @@ def test_safe_next_refuses_everything_off_this_server(candidate: str) -> None:
                                        "/user/alice/tree?x=1"])
 def test_safe_next_keeps_this_servers_pages(candidate: str) -> None:
     assert safe_next(candidate, "/user/alice/") == candidate
+
+
+@pytest.mark.parametrize("url", ["https://hub.example.org/user/alice/lab/tree/x.ipynb",
+                                 "https://hub.example.org/hub/home",
+                                 "https://hub.example.org/user/alice/"])
+def test_a_page_inside_the_hub_is_not_taken_for_the_hubs_address(tmp_path: Path,
+                                                                  url: str) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    with pytest.raises(ConfigurationError, match="https://hub.example.org/"):
+        choose_route("jupyter", public_url=url, environ=HUB, registry_dir=directory)
+
+
+def test_the_hub_address_is_written_as_providers_compare_it(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    route = choose_route("jupyter", public_url="HTTPS://Hub.Example.ORG:443", environ=HUB,
+                         registry_dir=directory)
+    assert route.redirect_uri == "https://hub.example.org/hub/user-redirect/nbauth/callback"
+    route = choose_route("jupyter", public_url="https://hub.example.org:8443/", environ=HUB,
+                         registry_dir=directory)
+    assert route.redirect_uri == "https://hub.example.org:8443/hub/user-redirect/nbauth/callback"
+
+
+def test_without_jupyter_core_auto_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jupyter_core.paths", None)  # import fails
+    route = choose_route("auto", public_url="https://hub.example.org", environ=HUB)
+    assert route.mode == "device" and "jupyter_core" in (route.fallback_reason or "")
+
+
+def test_a_marker_whose_pid_was_reused_does_not_count(tmp_path: Path) -> None:
+    directory = tmp_path / "r"
+    directory.mkdir(mode=0o700)
+    (directory / f"{MARKER_PREFIX}{os.getpid()}.json").write_text(json.dumps(
+        {"pid": os.getpid(), "started": "1", "base_url": "/user/alice/"}))
+    route = choose_route("auto", public_url="https://hub.example.org", environ=HUB,
+                         registry_dir=directory)
+    assert route.mode == "device"
+
+
+def test_the_message_names_the_paths_when_a_proxy_strips_a_prefix(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/")
+    with pytest.raises(ConfigurationError, match="it runs for /, not for /jupyter/"):
+        choose_route("jupyter", public_url="https://x.example.org/jupyter/", environ={},
+                     registry_dir=directory)

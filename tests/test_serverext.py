@@ -234,3 +234,44 @@ def test_jupyter_route_without_the_extension_says_what_to_do(tmp_path: Path) -> 
     fallback = choose_route("auto", public_url="https://jupyter.example.org/", environ={},
                             registry_dir=tmp_path)
     assert fallback.mode == "device" and "extension is not running" in fallback.reason
+
+
+KERNEL_THAT_DIES = """
+import sys, time
+from pathlib import Path
+from nbauth.flow import start_login
+from nbauth.route import choose_route
+issuer, client_id, audience, public_url, registry = sys.argv[1:6]
+route = choose_route("jupyter", public_url=public_url, environ={}, registry_dir=Path(registry))
+pending = start_login(issuer, client_id, audience=audience, route=route, timeout=60)
+print(pending.start_url, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_dead_kernel_gets_a_clear_page_and_no_secret_in_the_log(
+        jupyter: JupyterServer, routed_provider: ProviderInfo, route: CallbackRoute) -> None:
+    """The kernel that started the login is killed (-9) before the provider sends the browser
+    back: the page says so (502), and the server's log holds neither code nor state."""
+    import subprocess
+    import sys
+
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL_THAT_DIES, routed_provider.issuer,
+         routed_provider.exact_client_id, routed_provider.audience, jupyter.url,
+         str(route.registry_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        start_url = kernel.stdout.readline().strip()  # type: ignore[union-attr]
+        session = browser(jupyter)
+        callback = complete_login(start_url, session=session, follow_callback=False, timeout=30)
+    finally:
+        kernel.kill()
+        kernel.wait(10)
+    response = session.get(callback, timeout=30)
+    assert response.status_code == 502
+    assert "no longer waiting" in response.text
+    params = parse_qs(urlsplit(callback).query)
+    time.sleep(0.2)
+    log = jupyter.log_tail(500_000)
+    for secret in (params["code"][0], params["state"][0]):
+        assert secret not in log

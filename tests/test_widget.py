@@ -237,3 +237,19 @@ def test_asking_for_the_jupyter_route_without_the_extension_says_what_to_do(
                           f"{provider.client_id} --no-wait --callback jupyter "
                           "--public-url https://hub.example.org/")
     assert "extension is not running" in magics.logins["access_token"].widget.status_text
+
+
+def test_when_the_fallback_device_flow_is_refused_the_message_says_why_it_was_tried(
+        ip, magics, provider, monkeypatch, tmp_path):
+    """A hub without a public address and a client without the device grant: the user is told
+    both the reason for the fallback and the two ways out, not only the provider's refusal."""
+    from nbauth.errors import ConfigurationError
+
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    with capture_output(), pytest.raises(ConfigurationError) as info:
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.exact_client_id} --no-wait")
+    message = str(info.value)
+    assert "NBAUTH_PUBLIC_URL" in message and "Device Code grant" in message
+    assert message in magics.logins["access_token"].widget.status_text.replace("&#x27;", "'")

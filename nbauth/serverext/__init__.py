@@ -49,11 +49,21 @@ def _write_marker(directory: Any, base_url: str) -> None:
     temporary = directory / f".{MARKER_PREFIX}{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump({"pid": os.getpid(), "base_url": base_url}, file)
+        json.dump({"pid": os.getpid(), "started": _process_start(os.getpid()),
+                   "base_url": base_url}, file)
     os.replace(temporary, path)
     import atexit
 
     atexit.register(_remove, path)
+
+
+def _process_start(pid: int) -> str | None:
+    """When `pid` started (Linux: /proc/<pid>/stat field 22), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            return file.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _remove(path: Any) -> None:
@@ -75,5 +85,8 @@ def server_markers(directory: Any) -> list[str]:
                 os.kill(pid, 0)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            started = data.get("started")
+            if started is not None and started != _process_start(pid):
+                continue  # the server died without cleaning up and its pid was reused
             found.append(base_url)
     return found

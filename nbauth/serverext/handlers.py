@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 from ..pages import PAGE_HEADERS, render_page
 from .nexturl import safe_next
@@ -40,6 +40,16 @@ class _Page(JupyterHandler):
     def initialize(self, registry: Registry, return_to: dict[str, tuple[str, float]]) -> None:
         self.registry = registry
         self.return_to = return_to
+
+    def _request_summary(self) -> str:
+        # Tornado logs this line for every error and uncaught exception; the query holds the
+        # login's code and state (and the start key), so it is never part of it.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Tornado's version adds repr(request) — with the query — to the log.
+        self.log.error("nbauth: %s failed with %s", self._request_summary(),
+                       getattr(typ, "__name__", "an error"))
 
     def page(self, status: int, title: str, message: str, *, ok: bool = False,
              back: str | None = None) -> None:
@@ -66,8 +76,11 @@ class _Page(JupyterHandler):
             headers={RELAY_HEADER: registration.relay_key, "Accept": "application/json"},
             follow_redirects=False, connect_timeout=5.0, request_timeout=_RELAY_TIMEOUT,
         )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code == 599:  # no answer: the kernel died or was restarted
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError):
+            response = None  # refused or reset (tornado raises these even with raise_error=False)
+        if response is None or response.code == 599:  # the kernel died or was restarted
             self.page(502, "Your notebook is not listening",
                       "The kernel that started this login is no longer waiting for it. Run "
                       "the login again in your notebook.")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from devprovider import ProviderInfo, running_provider
-from hubs import Hub, running_hub
+from hubs import NBAUTH_HUB_CONFIG, Hub, running_hub
 from notebook_ui import (
     SCREENSHOTS,
     UI_TIMEOUT,
@@ -64,7 +64,7 @@ class HubServer:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(tmp_path_factory.mktemp("browser-hub"),
+    with running_hub(tmp_path_factory.mktemp("browser-hub"), extra_config=NBAUTH_HUB_CONFIG,
                      environment={"NBAUTH_PUBLIC_URL": "{hub_url}", "BROWSER": "true"}) as hub:
         hub.start_server(USER)
         yield hub
