@@ -144,7 +144,13 @@ def _number(claims: dict[str, Any], name: str) -> float:
         raise _reject(f"the {name!r} claim is missing")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _reject(f"the {name!r} claim is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float
+        raise _reject(f"the {name!r} claim is out of range") from None
+    if number != number:
+        raise _reject(f"the {name!r} claim is not a number")
+    return number
 
 
 def validate_id_token(
