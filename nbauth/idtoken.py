@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jwt
-from jwt import PyJWK, PyJWKSet
+from jwt import PyJWK
 
 from .errors import IdTokenError, ProviderError
 from .http import ProviderClient
@@ -36,6 +36,16 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 MAX_TOKEN_AGE = 24 * 3600.0
 
 
+#: Keys read from one JWKS document (providers publish two or three).
+MAX_JWKS_KEYS = 32
+_PUBLIC_KEY_TYPES = ("RSA", "EC", "OKP")
+#: What PyJWT raises for a malformed JWK: its own errors, and for missing or mistyped members
+#: plain KeyError/TypeError/ValueError/AttributeError, or NotImplementedError for an "alg" it
+#: has no implementation of (e.g. "none").
+_MALFORMED_KEY = (jwt.PyJWTError, KeyError, TypeError, ValueError, AttributeError,
+                  NotImplementedError)
+
+
 class JwksCache:
     """The provider's signing keys, refetched once when a token names a key id the cache does not
     know (key rotation); a kid still unknown after that is not refetched for again."""
@@ -50,13 +60,23 @@ class JwksCache:
 
     def _fetch(self) -> None:
         doc = self._client.get_json(self.jwks_uri, what="JWKS")
-        try:
-            keyset = PyJWKSet.from_dict(doc)
-        except (jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+        entries = doc.get("keys")
+        keys: list[PyJWK] = []
+        for entry in entries[:MAX_JWKS_KEYS] if isinstance(entries, list) else ():
+            # Public signing keys only: a symmetric ("oct") key in a JWKS is never trusted.
+            if not isinstance(entry, dict) or entry.get("kty") not in _PUBLIC_KEY_TYPES:
+                continue
+            if entry.get("use") not in (None, "sig"):
+                continue
+            try:
+                keys.append(PyJWK(entry))
+            except _MALFORMED_KEY:
+                continue  # one malformed key must not hide the good ones
+        if not keys:
             raise ProviderError(
                 "The provider's JWKS has no usable signing key; the ID token cannot be verified."
-            ) from None
-        self._keys = [k for k in keyset.keys if getattr(k, "public_key_use", None) in (None, "sig")]
+            )
+        self._keys = keys
         self._fetched = True
         self._unknown.clear()
 
