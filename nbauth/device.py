@@ -481,6 +481,8 @@ class DeviceLogin:
             issuer=metadata.issuer,
             client_id=self.client_id,
             token_endpoint=metadata.token_endpoint,
+            revocation_endpoint=metadata.revocation_endpoint,
+            end_session_endpoint=metadata.end_session_endpoint,
             audience=self.audience,
             requested_scope=self.scope,
             client=self._client,
