@@ -183,13 +183,16 @@ def validate_id_token(
     allowed_algorithms: Sequence[str] = ("RS256",),
     leeway: float = DEFAULT_LEEWAY,
     clock: Clock = time.time,
+    max_age: float | None = None,
+    organization: str | None = None,
 ) -> dict[str, Any]:
     """Verify an ID token's signature and claims; return the claims or raise IdTokenError.
 
     Checks, in order (OIDC Core §3.1.3.7): algorithm and signature; iss equals the discovered
     issuer exactly; aud contains the client id; azp equals the client id when present, and is
     present when aud lists several audiences; sub present; exp not passed; iat present and sane;
-    nonce equals the one sent.
+    nonce equals the one sent; auth_time present and recent when max_age was sent (§3.1.2.1);
+    the Auth0 organization (org_id, or org_name compared in lower case) when one was requested.
     """
     claims = _verify_signature(id_token, jwks, allowed_algorithms)
     if claims.get("iss") != issuer:
@@ -224,4 +227,14 @@ def validate_id_token(
             raise _reject("the nonce claim is missing")
         if not hmac.compare_digest(received.encode("utf-8", "replace"), nonce.encode("ascii")):
             raise _reject("its nonce does not match this login (possible replay)")
+    if max_age is not None:
+        auth_time = _number(claims, "auth_time")
+        if now > auth_time + max_age + leeway:
+            raise _reject("the sign-in at the provider is older than the max_age requested")
+    if organization is not None:
+        if organization.startswith("org_"):
+            if claims.get("org_id") != organization:
+                raise _reject("it is not for the organization requested (org_id)")
+        elif claims.get("org_name") != organization.lower():
+            raise _reject("it is not for the organization requested (org_name)")
     return claims
