@@ -403,3 +403,22 @@ def test_S04_S22_token_request_binds_verifier_and_identical_redirect_uri_url_enc
         hashlib.sha256(token.form["code_verifier"].encode("ascii")).digest()).rstrip(b"=")
     assert challenge.decode() == authz.query["code_challenge"]
     assert authz.query["code_challenge_method"] == "S256"
+
+
+@pytest.mark.parametrize("code,status", [
+    ("invalid_request", 400), ("invalid_client", 401), ("invalid_grant", 400),
+    ("unauthorized_client", 400), ("unsupported_grant_type", 400), ("invalid_scope", 400),
+])
+def test_S30_every_rfc6749_token_error_code_is_typed_with_its_hint_and_sent_once(code, status):
+    from nbauth.errors import OAuthError, _HINTS
+
+    answer = ScriptedProvider.oauth_error(code, status, error_description="Nope")
+    with ScriptedProvider(token_answers=[answer]) as p:
+        with pytest.raises(OAuthError) as info:
+            run_login(p)
+        assert len(p.calls(TOKEN)) == 1
+    error = info.value
+    assert error.error == code and error.status == status and error.description == "Nope"
+    if code in _HINTS:
+        assert _HINTS[code] in str(error)
+    assert type(error).__name__ != "OAuthError" or code not in ("invalid_grant", "invalid_client")
