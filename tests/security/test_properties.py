@@ -315,3 +315,36 @@ def test_properties_finish_quickly_on_the_worst_known_inputs():
     assert parse_callback_query("&" * 100_000) is None
     assert parse_callback_query("a=1&" * 1000) is None
     assert time.monotonic() - started < 2
+
+
+# -- a remembered-login file (S-87: corrupt or planted files are ignored, never an error) ------
+@FAST
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode())
+       | st.fixed_dictionaries({"format": st.just(1) | json_values,
+                                "refresh_token": secretish | json_values},
+                               optional={"issuer": st.just(ISSUER) | json_values,
+                                         "client_id": st.just(CLIENT) | json_values,
+                                         "audience": json_values, "scope": json_values,
+                                         "subject": json_values}).map(
+                                             lambda d: json.dumps(d).encode()))
+def test_remembered_login_file_parser_ignores_anything_corrupt(content):
+    import warnings
+
+    from nbauth.tokenstore import RememberedEntry, StoreKey, _decode
+
+    key = StoreKey(ISSUER, CLIENT, None, "openid offline_access")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        entry = _decode(key, content, "a test file")
+    assert entry is None or (isinstance(entry, RememberedEntry) and entry.refresh_token
+                             and entry.refresh_token not in repr(entry))
+
+
+def test_remembered_login_file_with_deep_nesting_is_ignored_not_an_error():
+    import warnings
+
+    from nbauth.tokenstore import StoreKey, _decode
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _decode(StoreKey(ISSUER, CLIENT, None, "openid"), b"[" * 60_000, "f") is None
