@@ -12,12 +12,12 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
 
-from .errors import ProviderError, ProviderUnreachableError, oauth_error
+from .errors import OAuthError, ProviderError, ProviderUnreachableError, oauth_error
 
 __all__ = ["DEFAULT_TIMEOUT", "ProviderClient"]
 
@@ -93,7 +93,10 @@ class ProviderClient:
         response = self._send("POST", url, what=what, data=data, auth=auth)
         if not expect_json and 200 <= response.status_code < 300:
             return {}
-        return self._json_object(response, what=what)
+        try:
+            return self._json_object(response, what=what)
+        except OAuthError as exc:
+            raise _without_echoed_secrets(exc, data, auth) from None
 
     def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         log.debug("%s %s (%s)", method, _origin(url), what)
@@ -211,6 +214,28 @@ class ProviderClient:
                 status=status,
             )
         return body
+
+
+#: Form fields whose values are secrets (RFC 6749, 7009, 7636, 8628).
+_SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "device_code", "client_secret",
+                  "token", "client_assertion")
+
+
+def _without_echoed_secrets(error: OAuthError, data: dict[str, str],
+                            auth: tuple[str, str] | None) -> OAuthError:
+    """The provider's error, unless its text repeats a secret that was just sent (some servers
+    echo the rejected code or token): then only its error code, and a note saying why."""
+    secrets = [data[name] for name in _SECRET_FIELDS if data.get(name)]
+    if auth is not None:
+        secrets += [auth[1], unquote(auth[1])]
+    # Provider text is cut to a few hundred characters, so a prefix is enough to give it away.
+    needles = [s[:16] for s in secrets if len(s) >= 8]
+    texts = (error.error, error.description or "", error.uri or "")
+    if not any(needle in text for needle in needles for text in texts):
+        return error
+    code = error.error if not any(needle in error.error for needle in needles) else "unknown_error"
+    return oauth_error(code, "the provider's description repeated a secret sent with the "
+                       "request, so it is not shown", status=error.status)
 
 
 def _retry_after(response: requests.Response) -> int | None:

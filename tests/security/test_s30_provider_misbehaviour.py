@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import nbauth
 from nbauth.errors import (
     AccessDeniedError,
+    InvalidGrantError,
     IdTokenError,
     IssuerMismatchError,
     NbauthError,
@@ -422,3 +423,36 @@ def test_S30_every_rfc6749_token_error_code_is_typed_with_its_hint_and_sent_once
     if code in _HINTS:
         assert _HINTS[code] in str(error)
     assert type(error).__name__ != "OAuthError" or code not in ("invalid_grant", "invalid_client")
+
+
+@pytest.mark.parametrize("echo", ["code", "code_verifier"])
+def test_S45_a_provider_error_repeating_the_code_or_verifier_is_withheld(echo):
+    """Some servers put the rejected code in error_description; shown in the cell, it would be
+    saved with the notebook. The error code and nbauth's hint stay; the echo goes."""
+    def answer(form, p):
+        body = json.dumps({"error": "invalid_grant",
+                           "error_description": f"Invalid {echo}: {form[echo]}"}).encode()
+        return 400, {"Content-Type": "application/json"}, body
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        with pytest.raises(InvalidGrantError) as info:
+            run_login(p)
+        sent = p.calls(TOKEN)[0].form[echo]
+    assert sent not in str(info.value) and sent[:16] not in str(info.value)
+    assert "not shown" in str(info.value) and "run the login again" in str(info.value)
+
+
+def test_S45_a_refresh_error_repeating_the_refresh_token_is_withheld():
+    with ScriptedProvider(token_answers=[ScriptedProvider.good_tokens()]) as p:
+        creds = run_login(p)
+        rt = creds._refresh_token
+
+        def answer(form, p):
+            body = json.dumps({"error": "server_error",
+                               "error_description": "cannot use " + form["refresh_token"]})
+            return 400, {"Content-Type": "application/json"}, body.encode()
+
+        p.token_answers = [answer]
+        with pytest.raises(NbauthError) as info:
+            creds.refresh()
+    assert rt[:16] not in str(info.value) and "server_error" in str(info.value)
