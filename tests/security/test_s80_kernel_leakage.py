@@ -87,6 +87,10 @@ CELLS = [
     "    'token': _c._refresh_token, 'client_id': _c.client_id}).status_code\n",
     "del _c\nauth0_session.credentials.refresh()",
     "%auth0_logout --var dev_token",
+    # client credentials: the secret comes from AUTH0_CLIENT_SECRET, never from the cell
+    "%auth0_login --client-credentials --client-id {m2m} --var m2m_token --session-var m2m\n"
+    "m2m.get(os.environ['NBAUTH_DEMO_API'], timeout=10).status_code",
+    "m2m_token",
     # what the kernel holds at the end, written outside the notebook
     "import json\nfrom ipywidgets import Widget\n"
     "with open(os.environ['NBAUTH_TEST_DUMP'], 'w') as _f:\n"
@@ -160,14 +164,15 @@ def test_S80_S86_no_secret_anywhere_after_every_flow_in_a_real_kernel(tmp_path, 
     shutil.copy(HERE / "leak_startup.py", ipython_dir / "profile_default" / "startup" / "00.py")
     files = {name: outside / name for name in ("browser.jsonl", "capture.jsonl", "log.txt",
                                                 "dump.json", "env_start.json")}
-    client_secret = "cs-" + secrets.token_urlsafe(32)
+    data_dir = tmp_path / "jupyter-data"  # where a remembered login would be written
 
     bad = ScriptedProvider(token_answers=[ScriptedProvider.good_tokens(nonce="not-this-login")])
     with running_provider(device_interval=1) as provider, bad:
         env = {
             "IPYTHONDIR": str(ipython_dir), "BROWSER": str(HERE / "leak_browser.py"),
             "AUTH0_DOMAIN": provider.issuer, "AUTH0_CLIENT_ID": provider.client_id,
-            "AUTH0_AUDIENCE": provider.audience, "AUTH0_CLIENT_SECRET": client_secret,
+            "AUTH0_AUDIENCE": provider.audience,
+            "AUTH0_CLIENT_SECRET": provider.m2m_client_secret, "JUPYTER_DATA_DIR": str(data_dir),
             "NBAUTH_SCOPE": "openid profile email offline_access read:messages",
             "NBAUTH_DEMO_API": provider.api_url,
             "NBAUTH_TEST_REAL_PROVIDER": urlsplit(provider.issuer).netloc,
@@ -182,8 +187,8 @@ def test_S80_S86_no_secret_anywhere_after_every_flow_in_a_real_kernel(tmp_path, 
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(c.format(scripted=bad.issuer) if "{scripted}"
-                                              in c else c) for c in CELLS]
+        nb.cells = [nbformat.v4.new_code_cell(c.replace("{scripted}", bad.issuer).replace(
+            "{m2m}", provider.m2m_client_id)) for c in CELLS]
         NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
                        ipython_hist_file=str(history),  # nbclient defaults to :memory:
                        resources={"metadata": {"path": str(work)}}).execute()
@@ -196,6 +201,7 @@ def test_S80_S86_no_secret_anywhere_after_every_flow_in_a_real_kernel(tmp_path, 
                         ("access_token", 4), ("refresh_token", 4), ("id_token", 3),
                         ("device_code", 1)):
         assert len(found.get(kind, ())) >= least, (kind, len(found.get(kind, ())))
+    client_secret = provider.m2m_client_secret
     every_secret = set().union(*found.values()) | {client_secret}
 
     texts = {"saved notebook": saved.read_text(), "log file": files["log.txt"].read_text(),
@@ -233,6 +239,15 @@ def test_S80_S86_no_secret_anywhere_after_every_flow_in_a_real_kernel(tmp_path, 
     assert "<access token" in texts["history database"]  # outputs were logged (redacted)
     widget_text = texts["saved notebook"]
     assert "application/vnd.jupyter.widget-state+json" in widget_text
+
+    m2m_cell = next(i for i, c in enumerate(nb.cells) if "--client-credentials" in c.source)
+    assert "200" in shown[m2m_cell] and "<access token" in shown[m2m_cell + 1]
+    # S-87: nothing was remembered on disk (remembering is opt-in); logout's look for a login
+    # remembered by an earlier kernel may leave an empty lock file in a private directory
+    written = [f for f in data_dir.rglob("*") if f.is_file()] if data_dir.exists() else []
+    assert all(f.name.startswith(".lock-") and f.stat().st_size == 0 for f in written), written
+    for directory in {f.parent for f in written}:
+        assert directory.stat().st_mode & 0o077 == 0
 
     # S-86: the environment changed only where the notebook itself set a variable
     start = json.loads(files["env_start.json"].read_text())
