@@ -234,8 +234,8 @@ def _without_echoed_secrets(error: OAuthError, data: dict[str, str],
     if not any(needle in text for needle in needles for text in texts):
         return error
     code = error.error if not any(needle in error.error for needle in needles) else "unknown_error"
-    return oauth_error(code, "the provider's description repeated a secret sent with the "
-                       "request, so it is not shown", status=error.status)
+    return oauth_error(code, "its message was withheld because it repeated a secret sent "
+                       "with the request", status=error.status)
 
 
 def _retry_after(response: requests.Response) -> int | None:

@@ -439,7 +439,7 @@ def test_S45_a_provider_error_repeating_the_code_or_verifier_is_withheld(echo):
             run_login(p)
         sent = p.calls(TOKEN)[0].form[echo]
     assert sent not in str(info.value) and sent[:16] not in str(info.value)
-    assert "not shown" in str(info.value) and "run the login again" in str(info.value)
+    assert "withheld" in str(info.value) and "run the login again" in str(info.value)
 
 
 def test_S45_a_refresh_error_repeating_the_refresh_token_is_withheld():
