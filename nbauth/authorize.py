@@ -66,6 +66,10 @@ class AuthorizationRequest:
     nonce: str = field(repr=False)
     pkce: Pkce = field(repr=False)
     requested_scope: str = ""
+    #: OIDC max_age sent, if any: the ID token must then carry a recent auth_time (Core §3.1.2.1).
+    max_age: int | None = None
+    #: Auth0 organization sent, if any: the ID token must name it (org_id / org_name).
+    organization: str | None = None
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("a pending authorization request is not picklable")
@@ -100,6 +104,15 @@ def build_authorization_request(
                 f"Unknown authorize parameter {key!r}. Allowed extras: "
                 f"{', '.join(sorted(PASSTHROUGH_PARAMS))}."
             )
+    max_age = None
+    if "max_age" in extra:
+        text = str(extra["max_age"]).strip()
+        if not text.isdigit() or len(text) > 9:
+            raise ConfigurationError(
+                f"max_age must be a whole number of seconds, not {extra['max_age']!r}."
+            )
+        max_age = int(text)
+    organization = str(extra["organization"]) if extra.get("organization") else None
     pkce = Pkce()
     state = new_random_value()
     nonce = new_random_value()
@@ -132,6 +145,8 @@ def build_authorization_request(
         nonce=nonce,
         pkce=pkce,
         requested_scope=scope,
+        max_age=max_age,
+        organization=organization,
     )
 
 

@@ -136,14 +136,13 @@ def _number(value: Any) -> float | None:
     """A JSON number (or a numeric string, as some providers send), else None."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float, str)):
         return None
-    return float(value)
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _page_url(body: Mapping[str, Any], key: str) -> str | None:
@@ -482,6 +481,8 @@ class DeviceLogin:
             issuer=metadata.issuer,
             client_id=self.client_id,
             token_endpoint=metadata.token_endpoint,
+            revocation_endpoint=metadata.revocation_endpoint,
+            end_session_endpoint=metadata.end_session_endpoint,
             audience=self.audience,
             requested_scope=self.scope,
             client=self._client,

@@ -339,6 +339,7 @@ class PendingLogin:
             claims = validate_id_token(
                 response.id_token, issuer=self._metadata.issuer, client_id=self.client_id,
                 nonce=request.nonce, jwks=jwks, allowed_algorithms=algs, clock=self._clock,
+                max_age=request.max_age, organization=request.organization,
             )
             identity = Identity.from_claims(claims)
         return Credentials(

@@ -7,14 +7,17 @@ Nothing here logs a request body or a response body.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
-from .errors import ProviderError, ProviderUnreachableError, oauth_error
+from .errors import OAuthError, ProviderError, ProviderUnreachableError, oauth_error
 
 __all__ = ["DEFAULT_TIMEOUT", "ProviderClient"]
 
@@ -23,12 +26,34 @@ log = logging.getLogger(__name__)
 #: (connect, read) seconds for every provider call.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 20.0)
 
+#: Largest provider answer read; a bigger one is refused (discovery, JWKS and token answers
+#: are a few kilobytes).
+MAX_RESPONSE_BYTES = 1 << 20
+
 _USER_AGENT = "nbauth"
+
+#: requests drops proxy entries that are None, so these keep HTTP(S)_PROXY/ALL_PROXY from the
+#: environment away from loopback providers (a proxy cannot reach the user's 127.0.0.1, and
+#: must not see what is sent there), whatever NO_PROXY says.
+_NO_PROXIES: dict[str, str | None] = {"http": None, "https": None, "all": None}
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback_url(url: str) -> bool:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ProviderClient:
@@ -68,10 +93,16 @@ class ProviderClient:
         response = self._send("POST", url, what=what, data=data, auth=auth)
         if not expect_json and 200 <= response.status_code < 300:
             return {}
-        return self._json_object(response, what=what)
+        try:
+            return self._json_object(response, what=what)
+        except OAuthError as exc:
+            raise _without_echoed_secrets(exc, data, auth) from None
 
     def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         log.debug("%s %s (%s)", method, _origin(url), what)
+        if _is_loopback_url(url):
+            kwargs["proxies"] = dict(_NO_PROXIES)
+        started = time.monotonic()
         try:
             response = self._session.request(
                 method,
@@ -79,8 +110,19 @@ class ProviderClient:
                 timeout=self.timeout,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
+                stream=True,
                 **kwargs,
             )
+            try:
+                self._read_bounded(response, started, what=what, url=url)
+            finally:
+                response.close()
+        except requests.exceptions.SSLError:
+            raise ProviderUnreachableError(
+                f"The provider's certificate at {_origin(url)} could not be verified for the "
+                f"{what} request. If your network uses its own certificate authority, point "
+                "REQUESTS_CA_BUNDLE at its bundle; nbauth never turns verification off."
+            ) from None
         except requests.Timeout:
             raise ProviderUnreachableError(
                 f"The provider did not answer the {what} request at {_origin(url)} within "
@@ -99,13 +141,45 @@ class ProviderClient:
         log.debug("%s %s -> %s", method, _origin(url), response.status_code)
         return response
 
+    def _read_bounded(self, response: requests.Response, started: float, *, what: str,
+                      url: str) -> None:
+        """Read the body into `response.content`, within MAX_RESPONSE_BYTES and the read
+        timeout *in all* (requests' own read timeout is per read, so a provider trickling a
+        byte at a time would never time out)."""
+        chunks: list[bytes] = []
+        size = 0
+        # read1 (urllib3 2) returns whatever has arrived, so the deadline is checked between
+        # trickled bytes; a plain read(n) would block until n bytes came.
+        read1 = getattr(response.raw, "read1", None)
+        while True:
+            try:
+                chunk = (read1(65536, decode_content=True) if read1 is not None
+                         else response.raw.read(4096, decode_content=True))
+            except urllib3.exceptions.ReadTimeoutError:
+                raise requests.Timeout from None
+            except (urllib3.exceptions.HTTPError, OSError):  # cut short, bad encoding …
+                raise requests.ConnectionError from None
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise ProviderError(
+                    f"The provider's answer to the {what} request at {_origin(url)} is larger "
+                    f"than {MAX_RESPONSE_BYTES // 1024} KiB; it was refused. Check the domain.",
+                    status=response.status_code,
+                )
+            if time.monotonic() - started > sum(self.timeout):
+                raise requests.Timeout
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what `.content` returns from now on
+
     @staticmethod
     def _json_object(response: requests.Response, *, what: str) -> dict[str, Any]:
         status = response.status_code
         body: Any = None
         try:
             body = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile deep nesting
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), str) and status >= 400:
             description = body.get("error_description")
@@ -114,6 +188,13 @@ class ProviderClient:
                 body["error"],
                 description if isinstance(description, str) else None,
                 uri if isinstance(uri, str) else None,
+                status=status,
+            )
+        if status == 429:
+            wait = _retry_after(response)
+            raise ProviderError(
+                f"The provider is rate limiting nbauth's {what} requests (HTTP 429). Try again "
+                + (f"in {wait} s." if wait is not None else "in a minute."),
                 status=status,
             )
         if status >= 400 or 300 <= status < 400:
@@ -133,6 +214,36 @@ class ProviderClient:
                 status=status,
             )
         return body
+
+
+#: Form fields whose values are secrets (RFC 6749, 7009, 7636, 8628).
+_SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "device_code", "client_secret",
+                  "token", "client_assertion")
+
+
+def _without_echoed_secrets(error: OAuthError, data: dict[str, str],
+                            auth: tuple[str, str] | None) -> OAuthError:
+    """The provider's error, unless its text repeats a secret that was just sent (some servers
+    echo the rejected code or token): then only its error code, and a note saying why."""
+    secrets = [data[name] for name in _SECRET_FIELDS if data.get(name)]
+    if auth is not None:
+        secrets += [auth[1], unquote(auth[1])]
+    # Provider text is cut to a few hundred characters, so a prefix is enough to give it away.
+    needles = [s[:16] for s in secrets if len(s) >= 8]
+    texts = (error.error, error.description or "", error.uri or "")
+    if not any(needle in text for needle in needles for text in texts):
+        return error
+    code = error.error if not any(needle in error.error for needle in needles) else "unknown_error"
+    return oauth_error(code, "its message was withheld because it repeated a secret sent "
+                       "with the request", status=error.status)
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    """Retry-After in whole seconds when given as a sane number (RFC 9110 §10.2.3), else None."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit() and len(value) <= 6:
+        return int(value)
+    return None
 
 
 def _content_kind(response: requests.Response) -> str:

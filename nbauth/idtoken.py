@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jwt
-from jwt import PyJWK, PyJWKSet
+from jwt import PyJWK
 
 from .errors import IdTokenError, ProviderError
 from .http import ProviderClient
@@ -36,6 +36,16 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 MAX_TOKEN_AGE = 24 * 3600.0
 
 
+#: Keys read from one JWKS document (providers publish two or three).
+MAX_JWKS_KEYS = 32
+_PUBLIC_KEY_TYPES = ("RSA", "EC", "OKP")
+#: What PyJWT raises for a malformed JWK: its own errors, and for missing or mistyped members
+#: plain KeyError/TypeError/ValueError/AttributeError, or NotImplementedError for an "alg" it
+#: has no implementation of (e.g. "none").
+_MALFORMED_KEY = (jwt.PyJWTError, KeyError, TypeError, ValueError, AttributeError,
+                  NotImplementedError)
+
+
 class JwksCache:
     """The provider's signing keys, refetched once when a token names a key id the cache does not
     know (key rotation); a kid still unknown after that is not refetched for again."""
@@ -50,13 +60,23 @@ class JwksCache:
 
     def _fetch(self) -> None:
         doc = self._client.get_json(self.jwks_uri, what="JWKS")
-        try:
-            keyset = PyJWKSet.from_dict(doc)
-        except (jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+        entries = doc.get("keys")
+        keys: list[PyJWK] = []
+        for entry in entries[:MAX_JWKS_KEYS] if isinstance(entries, list) else ():
+            # Public signing keys only: a symmetric ("oct") key in a JWKS is never trusted.
+            if not isinstance(entry, dict) or entry.get("kty") not in _PUBLIC_KEY_TYPES:
+                continue
+            if entry.get("use") not in (None, "sig"):
+                continue
+            try:
+                keys.append(PyJWK(entry))
+            except _MALFORMED_KEY:
+                continue  # one malformed key must not hide the good ones
+        if not keys:
             raise ProviderError(
                 "The provider's JWKS has no usable signing key; the ID token cannot be verified."
-            ) from None
-        self._keys = [k for k in keyset.keys if getattr(k, "public_key_use", None) in (None, "sig")]
+            )
+        self._keys = keys
         self._fetched = True
         self._unknown.clear()
 
@@ -144,7 +164,13 @@ def _number(claims: dict[str, Any], name: str) -> float:
         raise _reject(f"the {name!r} claim is missing")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _reject(f"the {name!r} claim is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float
+        raise _reject(f"the {name!r} claim is out of range") from None
+    if number != number:
+        raise _reject(f"the {name!r} claim is not a number")
+    return number
 
 
 def validate_id_token(
@@ -157,13 +183,16 @@ def validate_id_token(
     allowed_algorithms: Sequence[str] = ("RS256",),
     leeway: float = DEFAULT_LEEWAY,
     clock: Clock = time.time,
+    max_age: float | None = None,
+    organization: str | None = None,
 ) -> dict[str, Any]:
     """Verify an ID token's signature and claims; return the claims or raise IdTokenError.
 
     Checks, in order (OIDC Core §3.1.3.7): algorithm and signature; iss equals the discovered
     issuer exactly; aud contains the client id; azp equals the client id when present, and is
     present when aud lists several audiences; sub present; exp not passed; iat present and sane;
-    nonce equals the one sent.
+    nonce equals the one sent; auth_time present and recent when max_age was sent (§3.1.2.1);
+    the Auth0 organization (org_id, or org_name compared in lower case) when one was requested.
     """
     claims = _verify_signature(id_token, jwks, allowed_algorithms)
     if claims.get("iss") != issuer:
@@ -198,4 +227,14 @@ def validate_id_token(
             raise _reject("the nonce claim is missing")
         if not hmac.compare_digest(received.encode("utf-8", "replace"), nonce.encode("ascii")):
             raise _reject("its nonce does not match this login (possible replay)")
+    if max_age is not None:
+        auth_time = _number(claims, "auth_time")
+        if now > auth_time + max_age + leeway:
+            raise _reject("the sign-in at the provider is older than the max_age requested")
+    if organization is not None:
+        if organization.startswith("org_"):
+            if claims.get("org_id") != organization:
+                raise _reject("it is not for the organization requested (org_id)")
+        elif claims.get("org_name") != organization.lower():
+            raise _reject("it is not for the organization requested (org_name)")
     return claims

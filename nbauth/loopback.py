@@ -28,7 +28,7 @@ from .errors import ConfigurationError, LoopbackBindError
 from .pages import PAGE_HEADERS, render_page
 
 __all__ = ["CALLBACK_PATH", "DEFAULT_PORTS", "LOOPBACK_HOST", "RELAY_HEADER", "START_PATH",
-           "CallbackListener", "Reply"]
+           "CallbackListener", "Reply", "parse_callback_query"]
 
 LOOPBACK_HOST = "127.0.0.1"
 CALLBACK_PATH = "/callback"
@@ -141,6 +141,20 @@ def _drop(connection: Any) -> None:
         pass
 
 
+def parse_callback_query(query: str) -> dict[str, str] | None:
+    """The callback's query as a dict, or None if it cannot be a login response: empty, more
+    than a few dozen fields, or a repeated name (which value would count is ambiguous)."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False,
+                          max_num_fields=_MAX_QUERY_FIELDS)
+    except ValueError:
+        return None
+    params = dict(pairs)
+    if not pairs or len(params) != len(pairs):
+        return None
+    return params
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"
@@ -176,13 +190,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Reply(404, "Not found", "This is nbauth's login callback; nothing else "
                              "is served here."))
             return
-        try:
-            pairs = parse_qsl(url.query, keep_blank_values=True, strict_parsing=False,
-                              max_num_fields=_MAX_QUERY_FIELDS)
-        except ValueError:
-            pairs = []
-        params = dict(pairs)
-        if not pairs or len(params) != len(pairs):
+        params = parse_callback_query(url.query)
+        if params is None:
             self._send(Reply(400, "Not a login response",
                              "This request does not carry a login response. If you are logging "
                              "in, keep waiting for the provider to send you back here."))

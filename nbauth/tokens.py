@@ -113,14 +113,14 @@ def _expires_in(value: Any) -> float | None:
     # §5.1 says a number; some providers send a string. Anything else is ignored, not fatal.
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        elif isinstance(value, str):
             seconds = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
         return None
     if seconds != seconds or seconds < 0 or seconds > 10 * 365 * 86400:  # NaN or absurd
         return None

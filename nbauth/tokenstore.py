@@ -101,7 +101,7 @@ def _decode(key: StoreKey, text: str | bytes, where: str) -> RememberedEntry | N
     """Parse a stored entry; a corrupt one is ignored with a warning (never an error)."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         data = None
     token = data.get("refresh_token") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(token, str) \

@@ -158,13 +158,22 @@ class ScriptedProvider:
         return answer
 
     @staticmethod
-    def raw(status: int, body: bytes, content_type: str = "text/html",
-            delay: float = 0.0) -> TokenAnswer:
-        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], bytes]:
+    def raw(status: int, body: bytes | Trickle, content_type: str = "text/html",
+            delay: float = 0.0, headers: dict[str, str] | None = None) -> TokenAnswer:
+        def answer(form: dict[str, str], p: ScriptedProvider) -> tuple[int, dict[str, str], Any]:
             if delay:
                 time.sleep(delay)
-            return status, {"Content-Type": content_type}, body
+            return status, {"Content-Type": content_type, **(headers or {})}, body
         return answer
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """A body sent one byte every `every` seconds (a provider that answers but never finishes)."""
+
+    body: bytes
+    every: float
+    declared_length: int | None = None  # a larger Content-Length: the body is cut short
 
 
 class _Disconnect(Exception):
@@ -190,13 +199,25 @@ def _make_handler(provider: ScriptedProvider) -> type[BaseHTTPRequestHandler]:
             provider.requests.append(rec)
             return rec
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        def _send(self, status: int, headers: dict[str, str], body: bytes | Trickle) -> None:
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
+            length = len(body.body) if isinstance(body, Trickle) else len(body)
+            if isinstance(body, Trickle) and body.declared_length is not None:
+                length = body.declared_length
+            self.send_header("Content-Length", str(length))
             self.end_headers()
-            self.wfile.write(body)
+            if not isinstance(body, Trickle):
+                self.wfile.write(body)
+                return
+            for i in range(len(body.body)):  # bounded by the body's length
+                try:
+                    self.wfile.write(body.body[i:i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client gave up (what the test wants)
+                time.sleep(body.every)
 
         def _json(self, doc: Any, status: int = 200) -> None:
             self._send(status, {"Content-Type": "application/json"}, json.dumps(doc).encode())

@@ -523,6 +523,13 @@ def test_real_device_login_calls_the_api(device_provider, one_click, caplog):
     assert answer.status_code == 200, answer.text
     assert answer.json()["sub"] == "auth0|demo"
     assert login._device_code not in caplog.text + repr(login) + repr(creds)
+    # S-70: logging out of a device login revokes its refresh token at the provider too
+    refresh_token = creds._refresh_token
+    assert "revoked at the provider" in creds.logout()
+    reuse = requests.post(info.issuer + "oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+        "client_id": info.client_id})
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.provider
