@@ -7,7 +7,6 @@ Nothing here logs a request body or a response body.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 import urllib3
 
+from .discovery import is_loopback_host
 from .errors import OAuthError, ProviderError, ProviderUnreachableError, oauth_error
 
 __all__ = ["DEFAULT_TIMEOUT", "ProviderClient"]
@@ -45,13 +45,7 @@ def _origin(url: str) -> str:
 
 def _is_loopback_url(url: str) -> bool:
     try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
+        return is_loopback_host(urlsplit(url).hostname or "")
     except ValueError:
         return False
 

@@ -191,13 +191,21 @@ class NotebookLogin:
         if device is self.pending:
             self._install(credentials)
 
+    def _pending_or_done(self) -> PendingLogin | DeviceLogin | Credentials:
+        """What a wait waits for: the pending login, or the credentials of one that completed
+        at once (a remembered or client-credentials login)."""
+        pending = self.pending
+        if pending is not None:
+            return pending
+        if self.credentials is not None:
+            return self.credentials
+        raise LoginCancelledError("No login is pending.")
+
     def wait(self) -> Credentials:
         """Block until the pending login ends (Ctrl-C / kernel interrupt cancels it)."""
-        pending = self.pending
-        if pending is None and self.credentials is not None:
-            return self.credentials  # completed at once
-        if pending is None:
-            raise LoginCancelledError("No login is pending.")
+        pending = self._pending_or_done()
+        if isinstance(pending, Credentials):
+            return pending
         try:
             return pending.wait()
         except KeyboardInterrupt:
@@ -206,11 +214,9 @@ class NotebookLogin:
 
     async def wait_async(self) -> Credentials:
         """Await the pending login; widget messages (Cancel) are handled meanwhile."""
-        pending = self.pending
-        if pending is None and self.credentials is not None:
-            return self.credentials  # completed at once
-        if pending is None:
-            raise LoginCancelledError("No login is pending.")
+        pending = self._pending_or_done()
+        if isinstance(pending, Credentials):
+            return pending
         try:
             while not pending.done():
                 await asyncio.sleep(0.05)

@@ -16,13 +16,13 @@ headers, which whoever sends the request controls (RFC 9700 §4.13).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from .discovery import is_loopback_host
 from .errors import ConfigurationError, InsecureTransportError
 
 __all__ = ["MODES", "CallbackRoute", "choose_route"]
@@ -182,7 +182,7 @@ def _checked_url(url: str, name: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(f"{name}={url!r} must be a plain URL (no query, fragment or "
                                  "credentials).")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise InsecureTransportError(
             f"{name}={url!r} uses plain http; a redirect URI must use https unless it is a "
             "loopback address (RFC 9700 §2.6)."
@@ -203,12 +203,3 @@ def _checked_url(url: str, name: str) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
