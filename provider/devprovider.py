@@ -308,8 +308,8 @@ def running_provider(
     ``access_token_ttl`` -> ``--access-token-ttl``, ...; ``None`` keeps the server default:
     ports chosen by the OS, 3600 s access and ID tokens, 86400 s refresh tokens, 600 s device
     codes, a device polling interval of 5 s, exact ports 8765-8767; ``redirect_uris`` adds exact
-    redirect URIs to the exact client, e.g. a JupyterHub's hub-wide callback).  The provider runs with
-    ``--exit-on-stdin-close`` so it dies with this process.  Its stderr goes to ``log_path``
+    redirect URIs to the exact client, e.g. a JupyterHub's hub-wide callback).  The provider runs
+    with ``--exit-on-stdin-close`` so it dies with this process.  Its stderr goes to ``log_path``
     (kept) or to a temporary file (deleted on exit; the environment variable
     ``NBAUTH_PROVIDER_LOG`` names a file to keep).
 

@@ -11,7 +11,6 @@ nbauth is mocked. The API's answer is printed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import stat
 import sys
@@ -95,7 +94,8 @@ def cell_text(cell: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=ROOT / "artifacts" / "quickstart.executed.ipynb",
+    parser.add_argument("--output", type=Path,
+                        default=ROOT / "artifacts" / "quickstart.executed.ipynb",
                         help="where to save the executed notebook")
     args = parser.parse_args(argv)
 

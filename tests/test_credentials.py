@@ -6,12 +6,11 @@ import json
 import threading
 
 import pytest
+from scripted_provider import ScriptedProvider
 
 from nbauth.credentials import Credentials, Identity
 from nbauth.errors import LoginRequiredError
 from nbauth.tokens import TokenResponse, TokenState
-
-from scripted_provider import ScriptedProvider
 
 
 class Clock:

@@ -249,7 +249,7 @@ def test_two_logins_started_at_once_leave_exactly_one_waiting(provider):
         results = []
         barrier = threading.Barrier(2)
 
-        def begin():
+        def begin(barrier=barrier, results=results):
             barrier.wait(timeout=10)
             results.append(nbauth.start_login(provider.issuer, provider.client_id, port=0,
                                               timeout=30))
@@ -260,7 +260,7 @@ def test_two_logins_started_at_once_leave_exactly_one_waiting(provider):
         for t in threads:
             t.join(timeout=20)
         assert len(results) == 2
-        assert wait_until(lambda: sum(not p.done() for p in results) == 1)
+        assert wait_until(lambda results=results: sum(not p.done() for p in results) == 1)
         for p in results:
             p.cancel()
     assert wait_until(lambda: not listener_threads())

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import requests
+from scripted_provider import ScriptedProvider
 
 import nbauth
 from nbauth.errors import (
@@ -18,8 +19,6 @@ from nbauth.errors import (
     ProviderUnreachableError,
 )
 from nbauth.http import ProviderClient
-
-from scripted_provider import ScriptedProvider
 
 
 def follow(url):
@@ -34,8 +33,8 @@ def run_login(p, **kwargs):
 
 
 def test_scripted_happy_path_sends_the_bound_verifier_and_identical_redirect_uri():
-    import hashlib
     import base64
+    import hashlib
 
     with ScriptedProvider(token_answers=[ScriptedProvider.good_tokens()]) as p:
         creds = run_login(p)

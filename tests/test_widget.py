@@ -11,7 +11,6 @@ import time
 
 import pytest
 from IPython.utils.capture import capture_output
-
 from scripted_user import complete_login
 
 pytestmark = pytest.mark.provider

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from jupyter_servers import UI_FLAVOURS, JupyterServer, running_jupyter
 from notebook_ui import SCREENSHOTS, open_notebook, write_notebook
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from jupyter_servers import UI_FLAVOURS, JupyterServer, running_jupyter
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "provider"))
 
 import requests  # noqa: E402
-
 from scripted_user import complete_login  # noqa: E402
 
 

@@ -8,7 +8,6 @@ never echo a value that looks like a secret, and each call finishes within Hypot
 
 from __future__ import annotations
 
-import http.client
 import json
 import string
 import time

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from scripted_user import complete_login
 
 import nbauth
 from nbauth.loopback import MAX_CONNECTIONS, CallbackListener, Reply
-
-from scripted_user import complete_login
 
 ATTACKER = Path(__file__).with_name("attacker.py")
 

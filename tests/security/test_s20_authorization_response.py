@@ -12,14 +12,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from scripted_user import complete_login
 
 import nbauth
 from nbauth.authorize import build_authorization_request
 from nbauth.discovery import discover
 from nbauth.errors import InvalidGrantError, IssuerMismatchError
 from nbauth.http import ProviderClient
-
-from scripted_user import complete_login
 
 pytestmark = pytest.mark.provider
 

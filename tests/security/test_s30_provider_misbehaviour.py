@@ -23,20 +23,19 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from scripted_provider import ScriptedProvider, Trickle
 
 import nbauth
 from nbauth.errors import (
     AccessDeniedError,
-    InvalidGrantError,
     IdTokenError,
+    InvalidGrantError,
     IssuerMismatchError,
     NbauthError,
     ProviderError,
     ProviderUnreachableError,
 )
 from nbauth.http import MAX_RESPONSE_BYTES, ProviderClient
-
-from scripted_provider import ScriptedProvider, Trickle
 
 TOKEN = "/oauth/token"
 JWKS = "/.well-known/jwks.json"
@@ -411,7 +410,7 @@ def test_S04_S22_token_request_binds_verifier_and_identical_redirect_uri_url_enc
     ("unauthorized_client", 400), ("unsupported_grant_type", 400), ("invalid_scope", 400),
 ])
 def test_S30_every_rfc6749_token_error_code_is_typed_with_its_hint_and_sent_once(code, status):
-    from nbauth.errors import OAuthError, _HINTS
+    from nbauth.errors import _HINTS, OAuthError
 
     answer = ScriptedProvider.oauth_error(code, status, error_description="Nope")
     with ScriptedProvider(token_answers=[answer]) as p:

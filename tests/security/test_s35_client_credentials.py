@@ -9,11 +9,10 @@ import secrets
 from urllib.parse import unquote_plus
 
 import pytest
+from scripted_provider import ScriptedProvider
 
 import nbauth
 from nbauth.errors import NbauthError
-
-from scripted_provider import ScriptedProvider
 
 TOKEN = "/oauth/token"
 

@@ -8,14 +8,12 @@ import threading
 
 import pytest
 import requests
+from scripted_provider import ScriptedProvider
+from test_idtoken import NOW, claims, sign, validate
 
 import nbauth
 from nbauth.authorize import build_authorization_request
 from nbauth.errors import ConfigurationError, IdTokenError
-
-from scripted_provider import ScriptedProvider
-from test_idtoken import NOW, claims, sign, validate
-
 
 
 @pytest.mark.parametrize("payload,max_age,reason", [

@@ -10,11 +10,10 @@ import threading
 
 import pytest
 import requests
+from scripted_provider import ScriptedProvider
 
 import nbauth
 from nbauth.errors import LoginRequiredError, ProviderError
-
-from scripted_provider import ScriptedProvider
 
 TOKEN = "/oauth/token"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 import sys
@@ -24,7 +23,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import nbformat
 import pytest
-
 from scripted_provider import ScriptedProvider
 
 pytestmark = [pytest.mark.provider, pytest.mark.kernel]

@@ -11,11 +11,10 @@ import threading
 
 import pytest
 import requests
+from scripted_provider import ScriptedProvider
 
 import nbauth
 from nbauth.device import parse_device_authorization, start_device_login
-
-from scripted_provider import ScriptedProvider
 
 
 @pytest.fixture(scope="module")
