@@ -90,18 +90,18 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register %auth0_login and %auth0_logout (run by ``%load_ext nbauth``)."""
-    from .kernelwait import AWAIT_NAME, await_login_lines, kernel_handles_widgets_while_awaiting
+    from . import kernelwait
     from .magics import AuthMagics, nbauth_exception_handler
 
-    magics = AuthMagics(ipython)
-    ipython.register_magics(magics)
+    ipython.register_magics(AuthMagics(ipython))
     ipython.set_custom_exc((NbauthError,), nbauth_exception_handler)
-    if kernel_handles_widgets_while_awaiting(ipython):
-        ipython.push({AWAIT_NAME: magics.await_login}, interactive=False)
-        if await_login_lines not in ipython.input_transformers_post:
-            ipython.input_transformers_post.append(await_login_lines)
+    kernelwait.install(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Drop nbauth's short error display (the magics stay, as IPython cannot unregister them)."""
+    """Drop nbauth's short error display and awaited login cells (the magics stay, as IPython
+    cannot unregister them)."""
+    from . import kernelwait
+
     ipython.set_custom_exc((), None)
+    kernelwait.uninstall(ipython)

@@ -128,7 +128,8 @@ def test_no_wait_returns_at_once_and_the_token_arrives_later(run, tmp_path):
     assert second.split() == ["200", "200"]
 
 
-def test_interrupting_the_kernel_cancels_and_the_port_is_free_again(provider, tmp_path):
+def test_interrupting_the_kernel_cancels_the_login(provider, tmp_path):
+    # (that the port is then free and bindable again: tests/test_kernelwait.py)
     from jupyter_client.manager import start_new_kernel
 
     km, kc = start_new_kernel(kernel_name="python3", env={
@@ -178,11 +179,6 @@ def test_interrupting_the_kernel_cancels_and_the_port_is_free_again(provider, tm
         out = execute("import threading\nprint([t.name for t in threading.enumerate() "
                       "if t.name.startswith('nbauth-loopback-') and 'close' not in t.name])")
         assert out[-1]["text"].strip() == "[]"
-        # the kernel is usable and the next login on a fixed port works twice
-        out = execute("from nbauth.loopback import CallbackListener\n"
-                      "l = CallbackListener([0]); p = l.port; l.close()\n"
-                      "l2 = CallbackListener([p]); l2.close(); print('rebound', p)")
-        assert "rebound" in out[-1]["text"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
