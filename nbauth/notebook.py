@@ -186,7 +186,7 @@ class NotebookLogin:
             if device is self.pending:
                 self.widget.show_error(str(exc))
             return
-        except BaseException:  # noqa: BLE001 - a daemon thread must end quietly
+        except BaseException:  # a daemon thread must end quietly
             return
         if device is self.pending:
             self._install(credentials)
