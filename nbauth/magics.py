@@ -27,16 +27,46 @@ __all__ = ["AuthMagics", "nbauth_exception_handler"]
 _SECRET_OPTIONS = ("--client-secret", "--client_secret", "--secret", "--password")
 
 
-def parse_line(magic: Any, line: str) -> Any:
+_SECRET_PARAMS = ("client_secret", "client_assertion", "password")
+
+
+def strip_comment(line: str) -> str:
+    """Drop a trailing ``# comment`` (a ``#`` that starts a word outside quotes), as a shell
+    would; a ``#`` inside a word or in quotes stays."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index]
+    return line
+
+
+def parse_line(magic: Any, line: str, *, secret_possible: bool = False) -> Any:
     """Parse a magic line as a shell would: quotes group words and are removed.
 
     (IPython's parse_argstring keeps quotes, so --scope 'openid email' would not work.)
+    With `secret_possible`, a parse error does not repeat the line's words (one may be a
+    client secret typed where it must not be).
     """
     try:
-        argv = shlex.split(line)
+        argv = shlex.split(strip_comment(line))
     except ValueError as exc:
         raise UsageError(f"Could not read the options: {exc} (check the quotes).") from None
-    return magic.parser.parse_args(argv)
+    if not secret_possible:
+        return magic.parser.parse_args(argv)
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError:
+        raise UsageError(
+            "The options could not be read, and they are not repeated here in case one is a "
+            "client secret: never type a secret in a cell (it is saved in the notebook and in "
+            "IPython's history). Set AUTH0_CLIENT_SECRET in the kernel's environment, or let "
+            "nbauth prompt for it. See %auth0_login? for the options."
+        ) from None
 
 
 def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: BaseException,
@@ -63,9 +93,10 @@ class AuthMagics(Magics):
     @argument("--client-id", dest="client_id", help="Native application's client id "
               "[AUTH0_CLIENT_ID].")
     @argument("--audience", help="API identifier to get an access token for [AUTH0_AUDIENCE].")
-    @argument("--scope", help="Scopes (quote several: --scope 'openid email').")
-    @argument("--port", help="Callback port, or a comma list tried in order (each registered "
-              "as http://127.0.0.1:PORT/callback) [NBAUTH_PORTS].")
+    @argument("--scope", nargs="+", help="Scopes to request: --scope openid email (or quoted, "
+              "'openid email'); openid is always added.")
+    @argument("--port", nargs="+", help="Callback port, or several tried in order (8765,8766 or "
+              "8765 8766; each registered as http://127.0.0.1:PORT/callback) [NBAUTH_PORTS].")
     @argument("--var", help="Variable for the access token (default access_token).")
     @argument("--session-var", dest="session_var", help="Variable for the requests session "
               "(default auth0_session).")
@@ -120,13 +151,18 @@ class AuthMagics(Magics):
             self._report(login, await login.wait_async())
 
     def _begin(self, line: str, *, cancel_while_waiting: bool = False) -> NotebookLogin:
-        for option in _SECRET_OPTIONS:
-            if option in line.split() or f"{option}=" in line:
-                raise UsageError(
-                    f"{option} is refused: whatever is typed in a cell is saved in the notebook "
-                    "and in IPython's history. Set AUTH0_CLIENT_SECRET in the environment instead."
-                )
-        args = parse_line(self.auth0_login, line)
+        words = line.split()
+        refused = [option for option in _SECRET_OPTIONS
+                   if option in words or f"{option}=" in line]
+        refused += [f"--param {name}=…" for name in _SECRET_PARAMS
+                    if any(word.startswith(f"{name}=") for word in words)]
+        if refused:
+            raise UsageError(
+                f"{refused[0]} is refused: whatever is typed in a cell is saved in the notebook "
+                "and in IPython's history. Set AUTH0_CLIENT_SECRET in the environment instead."
+            )
+        args = parse_line(self.auth0_login, line,
+                          secret_possible="--client-credentials" in words)
         settings = self._settings(args)
         from .notebook import NotebookLogin
 
@@ -187,12 +223,13 @@ class AuthMagics(Magics):
     def _settings(self, args: Any) -> LoginSettings:
         overrides: dict[str, Any] = {
             "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
-            "scope": args.scope, "var": args.var, "session_var": args.session_var,
+            "scope": None if args.scope is None else " ".join(args.scope),
+            "var": args.var, "session_var": args.session_var,
             "timeout": args.timeout, "callback": args.callback, "public_url": args.public_url,
         }
         try:
             if args.port is not None:
-                overrides["ports"] = parse_ports(args.port)
+                overrides["ports"] = parse_ports(",".join(args.port))
             if args.no_browser:
                 overrides["open_browser"] = False
             if args.no_wait:

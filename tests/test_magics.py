@@ -169,3 +169,51 @@ def test_token_magic_describes_the_login_without_the_token(ip, magics, provider)
     with capture_output() as out:
         ip.run_line_magic("auth0_token", "--var nothing_here")
     assert "No login is held under `nothing_here`" in out.stdout
+
+
+def test_unquoted_scopes_work_like_quoted_ones(ip, magics, provider):
+    login_in_shell(ip, magics, provider, "--scope openid email offline_access read:messages")
+    creds = magics.logins["access_token"].credentials
+    assert set(creds.scopes) >= {"openid", "email", "read:messages"}
+    assert "profile" not in creds.scopes
+
+
+@pytest.mark.parametrize("ports", ["8765,8766", "8765, 8766", "8765 8766", "'8765, 8766'"])
+def test_port_lists_are_read_as_people_type_them(magics, ports):
+    from nbauth.magics import parse_line
+
+    args = parse_line(magics.auth0_login, f"--domain example.auth0.com --client-id abc "
+                                          f"--port {ports}")
+    assert magics._settings(args).ports == (8765, 8766)
+
+
+def test_a_trailing_comment_is_ignored(ip, magics, provider):
+    login_in_shell(ip, magics, provider, "# log in to the demo API")
+    assert magics.logins["access_token"].credentials.valid
+
+
+@pytest.mark.parametrize("line,kept", [
+    ("--audience https://api.example.com/#v2 # note", "--audience https://api.example.com/#v2 "),
+    ("--login-hint 'a #1 user' # note", "--login-hint 'a #1 user' "),
+    ('--prompt "login"#x', '--prompt "login"#x'),
+    ("# all comment", ""),
+])
+def test_only_a_hash_that_starts_a_word_outside_quotes_starts_a_comment(line, kept):
+    from nbauth.magics import strip_comment
+
+    assert strip_comment(line) == kept
+
+
+@pytest.mark.parametrize("line", [
+    "%auth0_login --client-credentials --client-id m2m s3cr3t-value",
+    "%auth0_login --client-credentials --client-id m2m --audience x s3cr3t-value --bogus",
+    "%auth0_login --param client_secret=s3cr3t-value",
+    "%auth0_login --client-id m2m --param client_assertion=s3cr3t-value",
+])
+def test_a_secret_typed_on_the_line_is_never_repeated(ip, line):
+    with capture_output() as out:
+        result = ip.run_cell(line)
+    error = str(result.error_in_exec)
+    assert result.error_in_exec is not None
+    assert "AUTH0_CLIENT_SECRET" in error
+    assert "s3cr3t-value" not in error + out.stdout + out.stderr
