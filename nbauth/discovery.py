@@ -11,7 +11,7 @@ import ipaddress
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
 
@@ -24,6 +24,7 @@ __all__ = [
     "discover",
     "is_loopback_host",
     "issuer_from_domain",
+    "redact_url",
     "require_secure_url",
 ]
 
@@ -41,6 +42,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def redact_url(url: str) -> str:
+    """`url` with any user-info part (``user:password@``) replaced by ``***@``, for messages.
+
+    The authority runs from ``scheme://`` (or the start, for a bare host) to the first ``/``,
+    ``?`` or ``#`` (RFC 3986 §3.2); its user info ends at the last ``@`` in it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{rest[end:]}"
+
+
 def require_secure_url(url: str, *, what: str) -> str:
     """Return `url` if it is https, or http on a loopback host; raise otherwise (RFC 9700 §2.6)."""
     parts = urlsplit(url)
@@ -50,46 +67,67 @@ def require_secure_url(url: str, *, what: str) -> str:
         return url
     if parts.scheme == "http":
         raise InsecureTransportError(
-            f"The {what} {url!r} uses plain http. Use https (plain http is allowed only for "
-            "127.0.0.1, ::1 and localhost)."
+            f"The {what} {redact_url(url)!r} uses plain http. Use https (plain http is allowed "
+            "only for 127.0.0.1, ::1 and localhost)."
         )
-    raise ConfigurationError(f"The {what} {url!r} is not an http(s) URL.")
+    raise ConfigurationError(f"The {what} {redact_url(url)!r} is not an http(s) URL.")
+
+
+_DOMAIN_HELP = "Pass the tenant domain (example.eu.auth0.com) or the full issuer URL (https://…)."
 
 
 def issuer_from_domain(domain: str) -> str:
     """Turn what a user typed as the domain into the issuer URL to discover.
 
-    ``example.eu.auth0.com`` → ``https://example.eu.auth0.com/`` (Auth0's issuer form);
-    a full URL is kept as written (its trailing slash is settled by discovery).
+    ``example.eu.auth0.com`` (or ``example.eu.auth0.com/``) → ``https://example.eu.auth0.com/``
+    (Auth0's issuer form); a full URL keeps its path as written (its trailing slash is settled
+    by discovery). Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2), so they are
+    written in lower case, as providers write their issuer; a pasted discovery URL
+    (``…/.well-known/openid-configuration``) stands for its issuer (OIDC Discovery §4).
+    Only what the user typed is normalised: the document's issuer is compared exactly.
     """
     if not isinstance(domain, str):
         raise ConfigurationError(f"The domain must be a string, not {type(domain).__name__}.")
     text = domain.strip()
     if any(not ch.isprintable() or ch.isspace() for ch in text):
         raise ConfigurationError(
-            "The domain contains spaces or control characters. Pass the tenant domain "
-            "(example.eu.auth0.com) or the full issuer URL (https://…)."
+            f"The domain contains spaces or control characters. {_DOMAIN_HELP}"
         )
     if not text:
         raise ConfigurationError(
             "The domain is empty. Pass --domain (e.g. example.eu.auth0.com) or set AUTH0_DOMAIN."
         )
+    if "@" in text:  # user:password@host — never repeated, since it may hold a password
+        raise ConfigurationError(
+            "The issuer URL must not contain a user name or password (or any '@'); pass only "
+            "the tenant domain or https://host/…"
+        )
     if "://" not in text:
-        if "/" in text or "?" in text or "#" in text or "@" in text:
-            raise ConfigurationError(
-                f"The domain {domain!r} is not a host name. Pass the tenant domain "
-                "(example.eu.auth0.com) or the full issuer URL (https://…)."
-            )
+        if text.endswith(WELL_KNOWN):
+            text = text[: -len(WELL_KNOWN)]
+        elif text.endswith("/"):
+            text = text[:-1]
+        if not text or "/" in text or "?" in text or "#" in text:
+            raise ConfigurationError(f"The domain {domain.strip()!r} is not a host name. "
+                                     f"{_DOMAIN_HELP}")
         text = f"https://{text}/"
     parts = urlsplit(text)
-    if "@" in parts.netloc:
-        raise ConfigurationError(
-            "The issuer URL must not contain a user name or password; pass only https://host/…"
-        )
     if parts.query or parts.fragment or not parts.hostname:
         raise ConfigurationError(
-            f"The issuer URL {domain!r} must have a host and no query or fragment."
+            f"The issuer URL {domain.strip()!r} must have a host and no query or fragment."
         )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigurationError(
+            f"The issuer URL {domain.strip()!r} has an invalid port. {_DOMAIN_HELP}"
+        ) from None
+    path = parts.path
+    for suffix in (WELL_KNOWN, WELL_KNOWN + "/"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)] or "/"
+            break
+    text = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
     return require_secure_url(text, what="provider URL")
 
 
@@ -142,8 +180,9 @@ class ProviderMetadata:
         if issuer not in (expected_issuer, expected_issuer.rstrip("/") + "/",
                           expected_issuer.rstrip("/")):
             raise DiscoveryError(
-                f"The discovery document at {expected_issuer.rstrip('/')}{WELL_KNOWN} names "
-                f"another issuer ({issuer!r}). Use that issuer as the domain if you trust it."
+                f"The discovery document at {redact_url(expected_issuer.rstrip('/'))}"
+                f"{WELL_KNOWN} names another issuer ({redact_url(issuer)!r}). Use that issuer "
+                "as the domain if you trust it."
             )
         endpoints = {}
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from nbauth.discovery import ProviderMetadata, is_loopback_host, issuer_from_domain
+from nbauth.discovery import (
+    ProviderMetadata,
+    is_loopback_host,
+    issuer_from_domain,
+    redact_url,
+    require_secure_url,
+)
 from nbauth.errors import ConfigurationError, DiscoveryError, InsecureTransportError
 
 
@@ -22,8 +28,83 @@ def test_domain_to_issuer(domain, issuer):
     assert issuer_from_domain(domain) == issuer
 
 
+@pytest.mark.parametrize("domain,issuer", [
+    ("EXAMPLE.Auth0.com", "https://example.auth0.com/"),
+    ("HTTPS://Example.auth0.com/", "https://example.auth0.com/"),
+    ("http://LOCALHOST:3000/", "http://localhost:3000/"),
+    ("HTTP://127.0.0.1:3000/", "http://127.0.0.1:3000/"),
+    ("https://Login.Example.COM/realms/MyRealm", "https://login.example.com/realms/MyRealm"),
+])
+def test_uppercase_scheme_and_host_are_accepted_path_case_is_kept(domain, issuer):
+    assert issuer_from_domain(domain) == issuer
+
+
+def test_uppercase_domain_matches_the_lowercase_issuer_of_the_document():
+    expected = issuer_from_domain("T.Auth0.COM")
+    assert ProviderMetadata.from_document(doc(), expected_issuer=expected).issuer == (
+        "https://t.auth0.com/")
+
+
+def test_the_documents_issuer_is_still_compared_exactly():
+    """Only what the user typed is normalised; a document naming another spelling is refused."""
+    with pytest.raises(DiscoveryError, match="another issuer"):
+        ProviderMetadata.from_document(doc(issuer="https://T.auth0.com/"),
+                                       expected_issuer=issuer_from_domain("t.auth0.com"))
+
+
+def test_one_trailing_slash_on_a_bare_domain_is_accepted():
+    assert issuer_from_domain("example.auth0.com/") == "https://example.auth0.com/"
+    with pytest.raises(ConfigurationError, match="not a host name"):
+        issuer_from_domain("example.auth0.com//")
+
+
+@pytest.mark.parametrize("domain,issuer", [
+    ("https://tenant.auth0.com/.well-known/openid-configuration", "https://tenant.auth0.com/"),
+    ("https://tenant.auth0.com/.well-known/openid-configuration/", "https://tenant.auth0.com/"),
+    ("tenant.auth0.com/.well-known/openid-configuration", "https://tenant.auth0.com/"),
+    ("HTTPS://Tenant.auth0.com/.well-known/openid-configuration", "https://tenant.auth0.com/"),
+    ("https://login.example.com/realms/x/.well-known/openid-configuration",
+     "https://login.example.com/realms/x"),
+    ("http://127.0.0.1:3000/.well-known/openid-configuration", "http://127.0.0.1:3000/"),
+])
+def test_a_pasted_discovery_url_stands_for_its_issuer(domain, issuer):
+    assert issuer_from_domain(domain) == issuer
+
+
+def test_a_pasted_discovery_url_matches_the_documents_issuer():
+    expected = issuer_from_domain("https://t.auth0.com/.well-known/openid-configuration")
+    assert ProviderMetadata.from_document(doc(), expected_issuer=expected).issuer == (
+        "https://t.auth0.com/")
+
+
+@pytest.mark.parametrize("domain", [
+    "alice:s3cret@idp.example", "alice:s3cret@idp.example/", "https://alice:s3cret@idp.example/",
+    "HTTPS://alice:s3cret@IDP.example/", "https://alice:s3/cret@idp.example/",
+    "http://alice:s3cret@10.0.0.1/", "https://alice:s3cret@idp.example/?x=1",
+])
+def test_user_info_is_refused_and_never_repeated(domain):
+    with pytest.raises(ConfigurationError, match="user name or password") as info:
+        issuer_from_domain(domain)
+    assert "s3cret" not in str(info.value) and "alice" not in str(info.value)
+
+
+@pytest.mark.parametrize("domain", ["https://example.com/#frag",
+                                    "https://example.com/.well-known/openid-configuration?x=1",
+                                    "HTTPS://Example.com/?x=1"])
+def test_queries_and_fragments_are_still_refused(domain):
+    with pytest.raises(ConfigurationError, match="no query or fragment"):
+        issuer_from_domain(domain)
+
+
+def test_an_invalid_port_is_named():
+    with pytest.raises(ConfigurationError, match="invalid port"):
+        issuer_from_domain("https://example.com:44x3/")
+
+
 @pytest.mark.parametrize("domain", ["http://example.auth0.com", "http://10.0.0.1/",
-                                    "http://localhost.evil.example/", "http://127.0.0.1.nip.io/"])
+                                    "http://localhost.evil.example/", "http://127.0.0.1.nip.io/",
+                                    "HTTP://Example.auth0.com/",
+                                    "http://example.auth0.com/.well-known/openid-configuration"])
 def test_plain_http_is_refused_off_loopback(domain):
     with pytest.raises(InsecureTransportError, match="https"):
         issuer_from_domain(domain)
@@ -81,3 +162,25 @@ def test_malformed_lists_are_refused(value):
     with pytest.raises(DiscoveryError):
         ProviderMetadata.from_document(doc(code_challenge_methods_supported=value),
                                        expected_issuer="https://t.auth0.com/")
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("https://alice:hunter2@hub.example.org/", "https://***@hub.example.org/"),
+    ("https://alice@hub.example.org:8443/x?y=@", "https://***@hub.example.org:8443/x?y=@"),
+    ("https://a@b:c@hub.example.org/", "https://***@hub.example.org/"),
+    ("alice:hunter2@hub.example.org/x", "***@hub.example.org/x"),
+    ("https://hub.example.org/user/a@b/", "https://hub.example.org/user/a@b/"),
+    ("not a url", "not a url"),
+])
+def test_user_info_is_redacted_in_messages(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_a_document_url_with_user_info_is_not_repeated():
+    with pytest.raises(InsecureTransportError) as info:
+        require_secure_url("http://bob:hunter2@evil.example/token", what="provider's token")
+    assert "hunter2" not in str(info.value) and "***@evil.example" in str(info.value)
+    with pytest.raises(DiscoveryError) as info:
+        ProviderMetadata.from_document(doc(issuer="https://bob:hunter2@evil.example/"),
+                                       expected_issuer="https://t.auth0.com/")
+    assert "hunter2" not in str(info.value)

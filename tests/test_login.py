@@ -63,6 +63,21 @@ def test_login_then_call_the_api(provider, browser):
     assert wait_until(lambda: not listener_threads())
 
 
+@pytest.mark.parametrize("form", ["uppercase scheme", "discovery URL", "uppercase discovery URL"])
+def test_uppercase_and_pasted_discovery_url_domains_log_in(provider, browser, form):
+    """What users type is normalised; the provider's issuer is still compared exactly."""
+    well_known = provider.issuer + ".well-known/openid-configuration"
+    domain = {"uppercase scheme": provider.issuer.upper(), "discovery URL": well_known,
+              "uppercase discovery URL": well_known.replace("http://", "HTTP://")}[form]
+    person = browser()
+    creds = nbauth.login(domain=domain, client_id=provider.client_id,
+                         audience=provider.audience, port=0, timeout=60, open_browser=person)
+    person.join()
+    assert not person.errors
+    assert creds.issuer == provider.issuer
+    assert call_api(provider, creds.access_token).status_code == 200
+
+
 def test_the_link_shown_carries_no_state_and_redirects_to_the_authorize_url(provider):
     import requests as plain
 
