@@ -274,24 +274,32 @@ class CallbackListener:
 
     def _bind(self, ports: Sequence[int]) -> _Server:
         busy: list[int] = []
+        denied: list[int] = []
         for port in ports:
             try:
                 return _Server(port, self)
             except OSError as exc:
                 if exc.errno in _PORT_TAKEN:
-                    busy.append(port)
+                    (denied if exc.errno == errno.EACCES else busy).append(port)
                     continue
                 raise LoopbackBindError(
                     f"Could not listen on {LOOPBACK_HOST}:{port} ({exc.strerror}).",
                     tuple(ports),
                 ) from None
-        urls = ", ".join(f"http://{LOOPBACK_HOST}:{p}{CALLBACK_PATH}" for p in busy)
-        names = ", ".join(str(p) for p in busy)
+        problems = []
+        if busy:
+            names = ", ".join(str(p) for p in busy)
+            problems.append(f"The callback port{'s' if len(busy) > 1 else ''} {names} "
+                            f"{'are' if len(busy) > 1 else 'is'} in use by another program.")
+        if denied:
+            names = ", ".join(str(p) for p in denied)
+            problems.append(f"This user may not listen on port{'s' if len(denied) > 1 else ''} "
+                            f"{names} (ports below 1024 need privileges).")
+        tried = ", ".join(f"http://{LOOPBACK_HOST}:{p}{CALLBACK_PATH}" for p in ports)
         raise LoopbackBindError(
-            f"The callback port{'s' if len(busy) > 1 else ''} {names} "
-            f"{'are' if len(busy) > 1 else 'is'} in use by another program. Free one, or pass "
-            f"another with --port N and register http://{LOOPBACK_HOST}:N{CALLBACK_PATH} as an "
-            f"Allowed Callback URL at the provider (registered now: {urls}).",
+            f"{' '.join(problems)} Free one, or pass another with --port N and register "
+            f"http://{LOOPBACK_HOST}:N{CALLBACK_PATH} as an Allowed Callback URL at the provider "
+            f"(tried: {tried}).",
             tuple(ports),
         )
 

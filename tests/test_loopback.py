@@ -87,6 +87,23 @@ def test_port_held_by_another_program_is_reported():
         blocker.close()
 
 
+def test_port_this_user_may_not_bind_is_not_called_in_use(monkeypatch):
+    # (as root every port binds, so the kernel's EACCES is played by the server class)
+    import errno
+
+    from nbauth import loopback
+
+    def refuse(self, port, owner):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(loopback._Server, "__init__", refuse)
+    with pytest.raises(LoopbackBindError) as caught:
+        CallbackListener([80], Recorder())
+    message = str(caught.value)
+    assert "may not listen on port 80" in message and "in use" not in message
+    assert "--port N" in message and "tried: http://127.0.0.1:80/callback" in message
+
+
 @pytest.mark.parametrize("path,status", [
     ("/favicon.ico", 404), ("/", 404), ("/callback", 400), ("/callback?", 400),
     ("/callbackx?state=good", 404), ("/callback?state=a&state=good", 400),
