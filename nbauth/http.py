@@ -17,7 +17,13 @@ import requests
 import urllib3
 
 from .discovery import is_loopback_host
-from .errors import OAuthError, ProviderError, ProviderUnreachableError, oauth_error
+from .errors import (
+    OAuthError,
+    ProviderError,
+    ProviderUnreachableError,
+    _printable,
+    oauth_error,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "ProviderClient"]
 
@@ -241,5 +247,6 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 def _content_kind(response: requests.Response) -> str:
-    ctype = response.headers.get("Content-Type", "").split(";")[0].strip()
-    return f"content type {ctype}" if ctype else "no content type"
+    # The provider's header, made printable: it must not put terminal escapes in our errors.
+    ctype = _printable(response.headers.get("Content-Type", "").split(";")[0].strip(), 80)
+    return f"content type {ctype}" if ctype.strip() else "no content type"

@@ -17,7 +17,7 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from nbauth.authorize import build_authorization_request, check_authorization_response
@@ -293,6 +293,8 @@ def _response(status: int, body: bytes, content_type: str) -> requests.Response:
        | st.builds(lambda e, d: json.dumps({"error": e, "error_description": d}).encode(),
                    json_values, json_values),
        st.text(max_size=30))
+@example(500, b"", "\x1b")  # found by Hypothesis: a content type was echoed raw
+@example(200, b"<html>", "text/html\x1b[2J")
 def test_provider_answer_decoder_raises_only_provider_errors(status, body, content_type):
     try:
         result = ProviderClient._json_object(_response(status, body, content_type),
