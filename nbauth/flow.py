@@ -254,7 +254,7 @@ class PendingLogin:
 
     def _supersede(self) -> None:
         self._finish(error=LoginSupersededError(
-            "A newer login with the same settings replaced this one."))
+            "A newer login replaced this one."))
 
     def _on_timeout(self) -> None:
         with self._lock:

@@ -118,10 +118,13 @@ class ProviderClient:
             finally:
                 response.close()
         except requests.exceptions.SSLError:
+            local = (" A local development provider without TLS is reached with plain http: "
+                     f"{_origin(url).replace('https://', 'http://', 1)}/."
+                     if _is_loopback_url(url) else "")
             raise ProviderUnreachableError(
                 f"The provider's certificate at {_origin(url)} could not be verified for the "
                 f"{what} request. If your network uses its own certificate authority, point "
-                "REQUESTS_CA_BUNDLE at its bundle; nbauth never turns verification off."
+                f"REQUESTS_CA_BUNDLE at its bundle; nbauth never turns verification off.{local}"
             ) from None
         except requests.Timeout:
             raise ProviderUnreachableError(

@@ -180,7 +180,7 @@ class AuthMagics(Magics):
     def _report(login: NotebookLogin, credentials: Credentials) -> None:
         how = f" ({login.how})" if login.how else ""
         print(f"Logged in as {credentials.identity.label}{how}. "
-              f"`{login.settings.var}` and `{login.settings.session_var}` are ready.")
+              f"{login.settings.var} and {login.settings.session_var} are ready.")
 
     @magic_arguments()
     @argument("--var", help="Variable of the login to end (default access_token).")

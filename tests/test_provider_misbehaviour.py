@@ -182,3 +182,11 @@ def test_errors_carry_no_frames_whose_locals_hold_secrets():
     for secret in ("AT-SECRET-4242", "RT-SECRET-4242", code, verifier):  # frame holds `fixed`)
         assert secret not in nbauth_locals
     assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+def test_https_to_a_local_provider_without_tls_says_to_use_plain_http(provider):
+    plain = provider.issuer  # http://127.0.0.1:PORT/
+    with pytest.raises(ProviderUnreachableError) as caught:
+        nbauth.start_login(plain.replace("http://", "https://", 1), provider.client_id, port=0)
+    message = str(caught.value)
+    assert "certificate" in message and f"plain http: {plain}" in message
