@@ -423,6 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "  users             demo@example.com, alice@example.com, bob@example.com",
                     "  password          nbauth-demo",
                     f"  pid               {info.pid}",
+                    "",
+                    "In a notebook (one cell each):",
+                    "  %load_ext nbauth",
+                    f"  %auth0_login --domain {info.issuer} --client-id {info.client_id} "
+                    f"--audience {info.audience} --scope openid profile email offline_access "
+                    "read:messages",
+                    f"  import requests; requests.get('{info.api_url}', "
+                    "headers={'Authorization': f'Bearer {access_token}'}).json()",
                 ]
             ),
             flush=True,
