@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "provider"))
 
-import requests  # noqa: E402
-from scripted_user import complete_login  # noqa: E402
+import requests
+from scripted_user import complete_login
 
 
 def record(**entry: str) -> None:
@@ -40,9 +40,9 @@ def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silent for the kernel
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # silent for the kernel
     try:
         main(sys.argv[1])
-    except Exception as exc:  # noqa: BLE001 - the test reads the log
+    except Exception as exc:  # the test reads the log
         record(error=f"{type(exc).__name__}: {exc}")
         sys.exit(1)
