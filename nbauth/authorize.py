@@ -29,6 +29,7 @@ __all__ = [
     "build_authorization_request",
     "check_authorization_response",
     "new_random_value",
+    "normalize_scope",
     "state_matches",
 ]
 
@@ -48,6 +49,36 @@ _RESERVED = frozenset(
 
 #: Longest authorization URL built; longer ones are refused by browsers, proxies or providers.
 MAX_URL_LENGTH = 8000
+
+
+def normalize_scope(scope: object) -> str:
+    """The scope to send: single spaces, each scope once, and ``openid`` first if missing.
+
+    RFC 6749 §3.3: "The value of the scope parameter is expressed as a list of space-delimited,
+    case-sensitive strings", each ``1*( %x21 / %x23-5B / %x5D-7E )``. nbauth always sends a
+    nonce and validates an ID token, which needs ``openid`` (OIDC Core §3.1.2.1); Auth0's own
+    SDKs add it the same way.
+    """
+    if not isinstance(scope, str):
+        raise ConfigurationError(
+            f"The scope must be a string of space-separated scopes, not {type(scope).__name__}."
+        )
+    scopes = list(dict.fromkeys(scope.split()))
+    if not scopes:
+        raise ConfigurationError(
+            "The scope is empty. Pass --scope 'openid profile email offline_access' (or set "
+            "NBAUTH_SCOPE), or leave it out for that default."
+        )
+    for token in scopes:
+        if any(not ("\x21" <= ch <= "\x7e") or ch in '"\\' for ch in token):
+            raise ConfigurationError(
+                f"The scope {token[:80]!r} contains a character scopes may not hold (RFC 6749 "
+                "§3.3: printable ASCII other than space, '\"' and '\\'). Separate scopes "
+                "with spaces."
+            )
+    if "openid" not in scopes:
+        scopes.insert(0, "openid")
+    return " ".join(scopes)
 
 
 def new_random_value() -> str:
@@ -87,6 +118,7 @@ def build_authorization_request(
     """Build a code + PKCE (S256) authorization request with fresh state and nonce."""
     if not client_id:
         raise ConfigurationError("The client id is empty. Pass --client-id or set AUTH0_CLIENT_ID.")
+    scope = normalize_scope(scope)
     methods = metadata.code_challenge_methods_supported
     if methods and CODE_CHALLENGE_METHOD not in methods:
         raise ConfigurationError(

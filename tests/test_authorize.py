@@ -62,6 +62,49 @@ def test_authorize_url_carries_every_required_parameter():
     assert urlsplit(request.url).path == "/authorize"
 
 
+@pytest.mark.parametrize("scope,sent", [
+    (" openid  profile ", "openid profile"),
+    ("openid\tprofile\nemail", "openid profile email"),
+    ("openid profile openid", "openid profile"),
+])
+def test_scope_whitespace_is_normalised(scope, sent):
+    request = build(scope=scope)
+    assert query(request)["scope"] == sent
+    assert request.requested_scope == sent  # what refresh and remembered logins use
+
+
+@pytest.mark.parametrize("scope,sent", [
+    ("profile email", "openid profile email"),
+    ("read:messages offline_access", "openid read:messages offline_access"),
+    ("  email  ", "openid email"),
+    ("OpenID email", "openid OpenID email"),  # scopes are case-sensitive (RFC 6749 §3.3)
+    ("profile openid", "profile openid"),  # present: kept where the user put it
+])
+def test_openid_is_always_requested(scope, sent):
+    request = build(scope=scope)
+    assert query(request)["scope"] == sent
+    assert request.requested_scope == sent
+
+
+@pytest.mark.parametrize("scope", ["", "   ", "\t\n"])
+def test_empty_scope_is_a_configuration_error_naming_the_scope(scope):
+    with pytest.raises(ConfigurationError, match="scope is empty"):
+        build(scope=scope)
+
+
+@pytest.mark.parametrize("scope", [None, b"openid", ["openid", "email"], 3])
+def test_non_string_scope_is_a_configuration_error_naming_the_scope(scope):
+    with pytest.raises(ConfigurationError, match="scope must be a string"):
+        build(scope=scope)
+
+
+@pytest.mark.parametrize("scope", ['openid "email"', "openid pro\\file", "openid \x00x",
+                                   "openid écrire"])
+def test_scope_characters_outside_rfc6749_are_refused_before_the_provider(scope):
+    with pytest.raises(ConfigurationError, match="RFC 6749"):
+        build(scope=scope)
+
+
 def test_no_audience_parameter_when_none_given():
     assert "audience" not in query(build())
 

@@ -112,6 +112,19 @@ def test_authorize_url_as_sent(provider, browser):
     assert q["scope"] == "openid profile email offline_access"
 
 
+@pytest.mark.parametrize("scope", [" openid  profile email ", "profile email"])
+def test_scope_is_normalised_and_openid_always_requested(provider, browser, scope):
+    """Stray spaces and a missing openid used to end in invalid_scope / an ID-token-less login."""
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id, scope=scope,
+                         port=0, open_browser=person, timeout=60)
+    person.join()
+    assert not person.errors
+    sent = {k: v[0] for k, v in parse_qs(urlsplit(person.urls[0]).query).items()}["scope"]
+    assert sent == "openid profile email"
+    assert creds.identity.email == "demo@example.com"  # the ID token was received and checked
+
+
 def test_without_audience_the_token_is_opaque_and_the_api_refuses_it(provider, browser):
     person = browser()
     creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id, port=0,
