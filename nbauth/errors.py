@@ -166,6 +166,11 @@ _OAUTH_ERRORS: dict[str, type[OAuthError]] = {
     cls.error: cls for cls in (AccessDeniedError, InvalidGrantError, InvalidClientError)
 }
 
+#: An unknown audience: RFC 8707's invalid_target, or Auth0's access_denied "Service not found:
+#: <audience>". Approving again cannot help; the audience must name an API the provider knows.
+_AUDIENCE_HINT = ("Check --audience: it must equal the API's Identifier at the provider exactly, "
+                  "trailing slash included (Auth0: Applications → APIs → the API's Identifier)")
+
 _HINTS: dict[str, str] = {
     "access_denied": "Run the login again and approve the request, or ask the provider's "
     "administrator for access",
@@ -176,7 +181,16 @@ _HINTS: dict[str, str] = {
     "invalid_scope": "Check the requested scopes",
     "invalid_request": "Check the login settings (client id, audience, callback URL registered "
     "at the provider)",
+    "invalid_target": _AUDIENCE_HINT,
 }
+
+
+def _hint(error: str, description: str | None) -> str | None:
+    """What to do about `error`; Auth0 reports an unknown audience as access_denied."""
+    if error == "access_denied" and (description or "").lstrip().lower().startswith(
+            "service not found"):
+        return _AUDIENCE_HINT
+    return _HINTS.get(error)
 
 
 def oauth_error(
@@ -188,7 +202,7 @@ def oauth_error(
 ) -> OAuthError:
     """Build the most specific OAuthError subclass for an RFC 6749 error code."""
     cls = _OAUTH_ERRORS.get(error, OAuthError)
-    return cls(error, description, uri, status=status, hint=_HINTS.get(error))
+    return cls(error, description, uri, status=status, hint=_hint(error, description))
 
 
 class AuthorizationResponseError(NbauthError):

@@ -177,6 +177,48 @@ def test_error_with_the_right_state_raises_the_typed_error():
     assert request.state not in str(info.value)
 
 
+AUDIENCE_HINT = "must equal the API's Identifier at the provider exactly, trailing slash included"
+
+
+@pytest.mark.parametrize("error,description,cls", [
+    ("invalid_target", "unknown audience", OAuthError),  # the bundled provider (RFC 8707)
+    ("invalid_target", None, OAuthError),
+    ("access_denied", "Service not found: https://api.example.com", AccessDeniedError),  # Auth0
+    ("access_denied", " service not found: x", AccessDeniedError),
+])
+def test_an_unknown_audience_gets_the_audience_hint_not_approve_again(error, description, cls):
+    request = build(audience="https://api.example.com")
+    params = {"error": error, "state": request.state}
+    if description:
+        params["error_description"] = description
+    with pytest.raises(cls) as info:
+        check_authorization_response(request, params, iss_required=False)
+    message = str(info.value)
+    assert AUDIENCE_HINT in message and "--audience" in message
+    assert "approve" not in message
+    assert info.value.error == error
+
+
+def test_access_denied_by_the_user_still_says_approve():
+    request = build()
+    with pytest.raises(AccessDeniedError) as info:
+        check_authorization_response(request, {"error": "access_denied", "state": request.state,
+                                               "error_description": "User denied access"},
+                                     iss_required=False)
+    assert "approve" in str(info.value) and AUDIENCE_HINT not in str(info.value)
+
+
+def test_provider_text_in_the_audience_error_is_still_sanitised():
+    request = build()
+    with pytest.raises(AccessDeniedError) as info:
+        check_authorization_response(request, {
+            "error": "access_denied", "state": request.state,
+            "error_description": "Service not found: \x1b[31mhttps://x\x1b[0m" + "y" * 1000,
+        }, iss_required=False)
+    message = str(info.value)
+    assert "\x1b" not in message and len(message) < 700 and AUDIENCE_HINT in message
+
+
 # RFC 9207 §2.4: the 4-case table.
 @pytest.mark.parametrize("advertised,iss,ok", [
     (True, ISSUER, True),

@@ -166,6 +166,17 @@ def test_access_denied_ends_the_login_with_a_clear_error(provider, browser):
     assert wait_until(lambda: not listener_threads())
 
 
+def test_an_unknown_audience_says_to_check_the_identifier_not_to_approve(provider, browser):
+    person = browser()
+    with pytest.raises(nbauth.OAuthError, match="invalid_target") as info:
+        nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                     audience=provider.audience.rstrip("/"), port=0, timeout=60,
+                     open_browser=person)
+    person.join()
+    assert "--audience" in str(info.value) and "trailing slash" in str(info.value)
+    assert "approve" not in str(info.value)
+
+
 def test_timeout_frees_the_port(provider):
     started = time.monotonic()
     with pytest.raises(LoginTimeoutError, match="--timeout"):
