@@ -6,6 +6,10 @@ through the HTML form at /hub/login) and kernels on their own single-user server
 through jupyter_client with the connection file the server wrote in the user's home.
 Ports: the hub, the proxy and its API are picked at random and the hub started again if one is
 taken (the hub binds them itself; nothing here binds and hands over a port).
+
+Everything the hub runs writes to one file, `Hub.log_path`: the hub's own log and the output of
+the proxy and of every single-user server (the local spawners start them with the hub's stdout
+and stderr), so a test can read all of them there.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 from jupyter_client import BlockingKernelClient
+
+if TYPE_CHECKING:
+    from devprovider import ProviderInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What README tells hub admins to add for nbauth (keeps codes and states out of the hub log).
@@ -50,7 +58,7 @@ def proxy_available() -> bool:
 
 @dataclass
 class Hub:
-    url: str  # http://127.0.0.1:PORT/ (public, through the proxy)
+    url: str  # http://127.0.0.1:PORT/ and the hub's base_url (public, through the proxy)
     api_token: str = field(repr=False)
     base_dir: Path
     log_path: Path
@@ -64,6 +72,12 @@ class Hub:
     def home(self, user: str) -> Path:
         return self.base_dir / "home" / user
 
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, limit: int = 6000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-limit:]
@@ -72,8 +86,9 @@ class Hub:
 
     def browser(self, user: str, *, opened: Sequence[str] = ()) -> requests.Session:
         """A person's browser logged in to the hub as `user` (the login form, with its _xsrf),
-        that has opened the servers of `opened` (its own is always opened: a person clicks the
-        widget's link from JupyterLab, so the server's own OAuth cookie is already set)."""
+        that has opened the servers of `opened` ("bob", or "alice/gpu" for a named server; its
+        own default server is always opened: a person clicks the widget's link from
+        JupyterLab, so the server's own OAuth cookie is already set)."""
         session = requests.Session()
         session.trust_env = False
         page = session.get(f"{self.url}hub/login", timeout=15)
@@ -96,14 +111,16 @@ class Hub:
                 raise HubError(f"{user} could not open {owner}'s server: {page.status_code}")
         return session
 
-    def start_server(self, user: str) -> None:
-        """Spawn `user`'s default server and wait until the proxy routes to it."""
+    def start_server(self, user: str, server: str = "") -> None:
+        """Spawn `user`'s default server (or the named `server`: the hub must allow named
+        servers) and wait until the proxy routes to it."""
         if self.api("GET", f"users/{user}").status_code == 404:
             created = self.api("POST", f"users/{user}")
             if created.status_code != 201:
                 raise HubError(f"creating {user}: {created.status_code} {created.text[:300]}")
         try:
-            response = self.api("POST", f"users/{user}/server")
+            response = self.api("POST", f"users/{user}/servers/{server}" if server
+                                else f"users/{user}/server")
             if response.status_code not in (201, 202, 400):  # 400: already running
                 raise HubError(f"spawning {user}: {response.status_code} "
                                f"{response.text[:300]}")
@@ -115,11 +132,11 @@ class Hub:
                 model = self.api("GET", f"users/{user}").json()
             except requests.Timeout:
                 continue
-            server = model.get("servers", {}).get("", {})
-            if server.get("ready"):
+            if model.get("servers", {}).get(server, {}).get("ready"):
                 return
             time.sleep(0.25)
-        raise HubError(f"{user}'s server did not become ready; hub log:\n{self.log_tail()}")
+        raise HubError(f"{user}'s server {server!r} did not become ready; hub log:\n"
+                       f"{self.log_tail()}")
 
     def share(self, owner: str, with_user: str) -> None:
         """JupyterHub sharing: `with_user` may now use `owner`'s default server."""
@@ -136,10 +153,11 @@ class Hub:
         return str(response.json()["token"])
 
     @contextlib.contextmanager
-    def kernel(self, user: str) -> Iterator[KernelSession]:
-        """A kernel on `user`'s server (started through its REST API), and a client for it."""
+    def kernel(self, user: str, server: str = "") -> Iterator[KernelSession]:
+        """A kernel on `user`'s default (or named) server, started through the server's REST
+        API, and a client for it."""
         token = self.user_token(user)
-        base = f"{self.url}user/{user}/api/"
+        base = f"{self.url}user/{user}/{server + '/' if server else ''}api/"
         headers = {"Authorization": f"token {token}"}
         response = requests.post(f"{base}kernels", headers=headers, json={"name": "python3"},
                                  timeout=30)
@@ -169,6 +187,35 @@ class Hub:
             time.sleep(0.1)
         raise HubError(f"no connection file for {user}'s kernel {kernel_id}")
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> str:
+        """The whole log once it contains `text` (each process writes its own lines)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if text in log:
+                return log
+            if time.monotonic() >= deadline:
+                raise HubError(f"{text!r} not in the hub's log; tail:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def assert_not_logged(self, values: Mapping[str, str]) -> None:
+        """None of `values` (what → secret) is in the log, as is or percent-encoded once or
+        twice (as inside a `next` parameter)."""
+        log = self.log_text()
+        for what, value in values.items():
+            assert len(value) >= 16, f"{what} is too short to search for: {value!r}"
+            once = quote(value, safe="")
+            for form in {value, once, quote(once, safe="")}:
+                assert form not in log, f"{what} is in {self.log_path}"
+
+
+def login_secrets(user: str, start_url: str, callback_url: str) -> dict[str, str]:
+    """The start key of a login and the code and state of its authorization response."""
+    key = parse_qs(urlsplit(start_url).query)["key"][0]
+    query = parse_qs(urlsplit(callback_url).query)
+    return {f"{user}'s start key": key, f"{user}'s code": query["code"][0],
+            f"{user}'s state": query["state"][0]}
+
 
 class KernelSession:
     """Run code in a kernel; return what it printed (raise on an error)."""
@@ -193,12 +240,43 @@ class KernelSession:
         return "".join(out)
 
 
+def start_login_cell(kernel: KernelSession, provider: ProviderInfo) -> dict[str, str]:
+    """What a user runs: %load_ext nbauth, then %auth0_login (not waiting, so the test can
+    read the link the widget shows, as a person reads it on screen)."""
+    output = kernel.run(
+        "%load_ext nbauth\n"
+        f"%auth0_login --no-wait --domain {provider.issuer} "
+        f"--client-id {provider.exact_client_id} --audience {provider.audience}\n"
+        "import json as _j\n"
+        "_login = get_ipython().magics_manager.registry['AuthMagics'].logins['access_token']\n"
+        "print(_j.dumps({'start': _login.pending.start_url,\n"
+        "                'redirect_uri': _login.pending.redirect_uri,\n"
+        "                'status': _login.widget.status_text}))\n"
+    )
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def api_call_cell(kernel: KernelSession, provider: ProviderInfo) -> dict[str, object]:
+    """Wait (at most 30 s) for the login to finish, then call the provider's API with it."""
+    output = kernel.run(
+        "import time as _t, json as _j\n"
+        "for _ in range(300):\n"
+        "    if 'access_token' in globals(): break\n"
+        "    _t.sleep(0.1)\n"
+        f"_r = auth0_session.get({provider.api_url!r}, timeout=10)\n"
+        "print(_j.dumps({'status': _r.status_code, 'sub': _r.json().get('sub')}))\n",
+        timeout=90,
+    )
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
 def _config(base_dir: Path, ports: Mapping[str, int], api_token: str,
-            environment: Mapping[str, str], roles: Sequence[Mapping[str, Any]]) -> str:
+            environment: Mapping[str, str], roles: Sequence[Mapping[str, Any]],
+            base_url: str) -> str:
     singleuser = Path(sys.executable).with_name("jupyterhub-singleuser")
     return f"""
 c = get_config()  # noqa
-c.JupyterHub.bind_url = "http://127.0.0.1:{ports['public']}/"
+c.JupyterHub.bind_url = "http://127.0.0.1:{ports['public']}{base_url}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{ports['hub']}/"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports['proxy_api']}"
 c.ConfigurableHTTPProxy.command = [{str(PROXY_BIN / 'configurable-http-proxy')!r}]
@@ -253,12 +331,15 @@ def _wait_ready(hub: Hub, deadline: float) -> bool:
 @contextlib.contextmanager
 def running_hub(base_dir: Path, *, environment: Mapping[str, str] | None = None,
                 roles: Sequence[Mapping[str, Any]] = (), extra_config: str = "",
-                attempts: int = 3) -> Iterator[Hub]:
+                base_url: str = "/", attempts: int = 3) -> Iterator[Hub]:
     """Start JupyterHub (and its proxy) in `base_dir`; stop it and every server at exit.
 
-    `environment` is given to every user's server (and so their kernels); "{hub_url}" in a
-    value becomes the hub's public URL. `extra_config` is appended to jupyterhub_config.py.
+    `environment` is given to every user's server (and so their kernels). `extra_config` is
+    appended to jupyterhub_config.py. "{hub_url}" in either becomes the hub's public URL, with
+    `base_url` (the hub's `c.JupyterHub.base_url`, e.g. "/jhub/"): `Hub.url`.
     """
+    if not (base_url.startswith("/") and base_url.endswith("/")):
+        raise ValueError(f"base_url must start and end with '/': {base_url!r}")
     if not proxy_available():
         raise HubError("configurable-http-proxy is missing: run `npm ci --prefix tests/hub` "
                        "(make setup does)")
@@ -277,17 +358,17 @@ def running_hub(base_dir: Path, *, environment: Mapping[str, str] | None = None,
             with contextlib.suppress(OSError):
                 (base_dir / stale).unlink()
         config = base_dir / "jupyterhub_config.py"
-        hub_url = f"http://127.0.0.1:{ports['public']}/"
+        hub_url = f"http://127.0.0.1:{ports['public']}{base_url}"
         user_env = {k: v.replace("{hub_url}", hub_url) for k, v in (environment or {}).items()}
-        config.write_text(_config(base_dir, ports, api_token, user_env, roles) + extra_config)
+        config.write_text(_config(base_dir, ports, api_token, user_env, roles, base_url)
+                          + extra_config.replace("{hub_url}", hub_url))
         log_path = base_dir / "hub.log"
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=base_dir, env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        hub = Hub(f"http://127.0.0.1:{ports['public']}/", api_token, base_dir, log_path,
-                  process)
+        hub = Hub(hub_url, api_token, base_dir, log_path, process)
         try:
             ready = _wait_ready(hub, time.monotonic() + START_TIMEOUT)
         except BaseException:

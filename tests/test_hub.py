@@ -1,23 +1,34 @@
 """nbauth on a real JupyterHub: one hub-wide callback URL, two users logging in at the same time.
 
 The hub runs on loopback with configurable-http-proxy, DummyAuthenticator and
-SimpleLocalProcessSpawner; each user's server loads nbauth's extension from the installed
-drop-in; the kernels are started through the users' own servers. "Browsers" are requests
-sessions logged in to the hub; the real provider knows exactly one redirect URI for the hub:
+SimpleLocalProcessSpawner, configured as README tells admins to (nbauth's user_redirect_hook);
+each user's server loads nbauth's extension from the installed drop-in; the kernels are started
+through the users' own servers. "Browsers" are requests sessions logged in to the hub; the real
+provider knows exactly the redirect URI an admin registers: the hub-wide
 `{hub}/hub/user-redirect/nbauth/callback`.
+
+Hubs started here: the main one (hook, NBAUTH_PUBLIC_URL), and one without the hook (what
+happens to codes then).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 import requests
 from devprovider import ProviderInfo, running_provider
-from hubs import Hub, KernelSession, running_hub
+from hubs import (
+    NBAUTH_HUB_CONFIG,
+    Hub,
+    api_call_cell,
+    login_secrets,
+    running_hub,
+    start_login_cell,
+)
 from scripted_user import complete_login
 
 pytestmark = [
@@ -26,12 +37,13 @@ pytestmark = [
 ]
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com"}
+ENVIRONMENT = {"NBAUTH_PUBLIC_URL": "{hub_url}", "BROWSER": "true"}
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(tmp_path_factory.mktemp("hub"),
-                     environment={"NBAUTH_PUBLIC_URL": "{hub_url}", "BROWSER": "true"}) as hub:
+    with running_hub(tmp_path_factory.mktemp("hub"), environment=ENVIRONMENT,
+                     extra_config=NBAUTH_HUB_CONFIG) as hub:
         for user in USERS:
             hub.start_server(user)
         hub.share("alice", with_user="bob")  # JupyterHub sharing: Bob may use Alice's server
@@ -44,33 +56,33 @@ def provider(hub: Hub) -> Iterator[ProviderInfo]:
         yield info
 
 
-def start_login_cell(kernel: KernelSession, provider: ProviderInfo) -> dict[str, str]:
-    """What a user runs: %load_ext nbauth, then %auth0_login (not waiting, so the test can
-    read the link the widget shows, as a person reads it on screen)."""
-    output = kernel.run(
-        "%load_ext nbauth\n"
-        f"%auth0_login --no-wait --domain {provider.issuer} "
-        f"--client-id {provider.exact_client_id} --audience {provider.audience}\n"
-        "import json as _j\n"
-        "_login = get_ipython().magics_manager.registry['AuthMagics'].logins['access_token']\n"
-        "print(_j.dumps({'start': _login.pending.start_url,\n"
-        "                'redirect_uri': _login.pending.redirect_uri,\n"
-        "                'status': _login.widget.status_text}))\n"
-    )
-    return dict(json.loads(output.strip().splitlines()[-1]))
+def sign_in_together(logins: dict[str, tuple[str, requests.Session]]
+                         ) -> tuple[dict[str, str], dict[str, str]]:
+    """Each user (user → (start link, their browser)) signs in at the provider at the same
+    time; the authorization response is captured, then delivered by that user's browser.
+    Returns the callback URLs and the pages the browsers landed on."""
+    callbacks: dict[str, str] = {}
+    pages: dict[str, str] = {}
+    errors: list[BaseException] = []
 
+    def sign_in(user: str) -> None:
+        start, browser = logins[user]
+        try:
+            callbacks[user] = complete_login(start, username=USERS[user], session=browser,
+                                             follow_callback=False, timeout=60)
+            page = browser.get(callbacks[user], timeout=60)
+            pages[user] = f"{page.status_code} {page.url}\n{page.text}"
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
 
-def api_call_cell(kernel: KernelSession, provider: ProviderInfo) -> dict[str, object]:
-    output = kernel.run(
-        "import time as _t, json as _j\n"
-        "for _ in range(300):\n"
-        "    if 'access_token' in globals(): break\n"
-        "    _t.sleep(0.1)\n"
-        f"_r = auth0_session.get({provider.api_url!r}, timeout=10)\n"
-        "print(_j.dumps({'status': _r.status_code, 'sub': _r.json().get('sub')}))\n",
-        timeout=90,
-    )
-    return dict(json.loads(output.strip().splitlines()[-1]))
+    threads = [threading.Thread(target=sign_in, args=(user,)) for user in logins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert not errors, errors
+    assert set(pages) == set(logins), "a login did not finish within 90 s"
+    return callbacks, pages
 
 
 def test_two_users_log_in_at_once_through_the_one_hub_callback(hub: Hub,
@@ -83,28 +95,30 @@ def test_two_users_log_in_at_once_through_the_one_hub_callback(hub: Hub,
             assert info["redirect_uri"] == f"{hub.url}hub/user-redirect/nbauth/callback"
             assert info["start"].startswith(f"{hub.url}user/{user}/nbauth/start?key=")
             assert "hub-wide callback" in info["status"]
-        pages: dict[str, str] = {}
-        errors: list[BaseException] = []
-
-        def sign_in(user: str) -> None:
-            try:
-                pages[user] = complete_login(shown[user]["start"], username=USERS[user],
-                                             session=browsers[user], timeout=60)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=sign_in, args=(user,)) for user in USERS]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(90)
-        assert not errors, errors
+        callbacks, pages = sign_in_together(
+            {user: (shown[user]["start"], browsers[user]) for user in USERS})
         for user in USERS:
+            assert callbacks[user].startswith(f"{hub.url}hub/user-redirect/nbauth/callback?")
+            # The hub's hook sent the browser straight to the user's own server.
+            assert pages[user].startswith(f"200 {hub.url}user/{user}/nbauth/callback?"), \
+                pages[user][:300]
             assert "Logged in" in pages[user], pages[user]
             assert f"href=\"/user/{user}/\"" in pages[user]  # back to their own server
         for user in USERS:
             result = api_call_cell(kernels[user], provider)
             assert result == {"status": 200, "sub": f"auth0|{user}"}
+    # hub.log holds the hub's, the proxy's and both servers' output: each server's access log
+    # shows the callback it served (scrubbed), and no code, state or start key is anywhere.
+    for user in USERS:
+        hub.wait_for_log(f"GET /user/{user}/nbauth/start?key=[secret]")
+        hub.wait_for_log(f"302 GET /hub/user-redirect/nbauth/callback?code=[secret]&state="
+                         f"[secret]&iss={quote(provider.issuer, safe='')} -> /user/{user}/"
+                         "nbauth/callback?code=[secret]&state=[secret]")
+        hub.wait_for_log(f"200 GET /user/{user}/nbauth/callback?code=[secret]&state=[secret]")
+    hub.assert_not_logged({
+        name: value for user in USERS
+        for name, value in login_secrets(user, shown[user]["start"], callbacks[user]).items()
+    })
 
 
 def test_another_user_cannot_complete_or_steal_a_login(hub: Hub, provider: ProviderInfo) -> None:
@@ -138,3 +152,24 @@ def test_another_user_cannot_complete_or_steal_a_login(hub: Hub, provider: Provi
         page = alice_browser.get(callback, timeout=60)
         assert page.status_code == 200 and "Logged in" in page.text
         assert api_call_cell(alice, provider) == {"status": 200, "sub": "auth0|alice"}
+    hub.assert_not_logged(login_secrets("alice", shown["start"], callback))
+
+
+def test_without_the_hook_the_hub_logs_the_code_and_state(tmp_path: Path) -> None:
+    """Why README tells admins to add nbauth's user_redirect_hook (and proof that the log
+    checks above can fail): without it JupyterHub sends the hub-wide callback through its
+    spawn page with the whole URL in `next`, which its access log does not scrub. The login
+    still completes, and the start key (which never passes through the hub) stays out."""
+    with running_hub(tmp_path / "nohook", environment=ENVIRONMENT) as hub:
+        hub.start_server("alice")
+        with running_provider(redirect_uris=[f"{hub.url}hub/user-redirect/nbauth/callback"]
+                              ) as info, hub.kernel("alice") as kernel:
+            shown = start_login_cell(kernel, info)
+            callbacks, pages = sign_in_together({"alice": (shown["start"],
+                                                               hub.browser("alice"))})
+            assert "Logged in" in pages["alice"], pages["alice"]
+            assert api_call_cell(kernel, info) == {"status": 200, "sub": "auth0|alice"}
+        secrets = login_secrets("alice", shown["start"], callbacks["alice"])
+        log = hub.wait_for_log("/hub/spawn/alice?next=%2Fuser%2Falice%2Fnbauth%2Fcallback")
+        assert secrets["alice's code"] in log and secrets["alice's state"] in log
+        hub.assert_not_logged({"alice's start key": secrets["alice's start key"]})
