@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from .discovery import is_loopback_host
+from .discovery import is_loopback_host, redact_url
 from .errors import ConfigurationError, InsecureTransportError
 
 __all__ = ["MODES", "CallbackRoute", "choose_route"]
@@ -151,8 +151,9 @@ def _hub_public_url(public_url: str, environ: Mapping[str, str]) -> str:
         path = urlsplit(root).path
         if "/user/" in path or "/hub/" in path or path.endswith(("/lab/", "/tree/")):
             raise ConfigurationError(
-                f"NBAUTH_PUBLIC_URL={public_url!r} is a page inside the hub; give the hub's "
-                f"own address, e.g. {_origin(root)}{base if base.endswith('/') else base + '/'} "
+                f"NBAUTH_PUBLIC_URL={redact_url(public_url)!r} is a page inside the hub; give "
+                "the hub's own address, e.g. "
+                f"{_origin(root)}{base if base.endswith('/') else base + '/'} "
                 "(the part of the address bar before /user/ or /hub/)."
             )
         if urlsplit(root).path == "/" and base != "/":
@@ -175,16 +176,20 @@ def _hub_public_url(public_url: str, environ: Mapping[str, str]) -> str:
 
 
 def _checked_url(url: str, name: str) -> str:
-    """An absolute https URL (http only for loopback hosts), ending in '/'."""
+    """An absolute https URL (http only for loopback hosts), ending in '/'.
+
+    Messages repeat the URL with any user:password@ part redacted: it may hold a password.
+    """
     parts = urlsplit(url.strip())
+    shown = redact_url(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{name}={url!r} is not an absolute http(s) URL.")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(f"{name}={url!r} must be a plain URL (no query, fragment or "
+        raise ConfigurationError(f"{name}={shown!r} is not an absolute http(s) URL.")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigurationError(f"{name}={shown!r} must be a plain URL (no query, fragment or "
                                  "credentials).")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise InsecureTransportError(
-            f"{name}={url!r} uses plain http; a redirect URI must use https unless it is a "
+            f"{name}={shown!r} uses plain http; a redirect URI must use https unless it is a "
             "loopback address (RFC 9700 §2.6)."
         )
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
@@ -196,7 +201,7 @@ def _checked_url(url: str, name: str) -> str:
     try:
         port = "" if parts.port in (None, default) else f":{parts.port}"
     except ValueError:
-        raise ConfigurationError(f"{name}={url!r} has an invalid port.") from None
+        raise ConfigurationError(f"{name}={shown!r} has an invalid port.") from None
     return f"{parts.scheme}://{host}{port}{path}"
 
 

@@ -104,6 +104,48 @@ def test_public_url_must_be_a_plain_https_url(tmp_path: Path, url: str) -> None:
         assert isinstance(info.value, InsecureTransportError)
 
 
+@pytest.mark.parametrize("url", [
+    "https://alice:hunter2@hub.example.org/", "https://alice:hunter2@hub.example.org/?next=x",
+    "http://alice:hunter2@hub.example.org/", "ftp://alice:hunter2@hub.example.org/",
+    "https://alice:hunter2@hub.example.org:99999/", "https://:hunter2@hub.example.org/",
+    "https://alice:hunter2@hub.example.org/user/alice/lab/",
+])
+def test_a_public_url_with_user_info_is_refused_without_repeating_it(tmp_path: Path,
+                                                                     url: str) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    with pytest.raises(ConfigurationError) as info:
+        choose_route("jupyter", public_url=url, environ=HUB, registry_dir=directory)
+    message = str(info.value)
+    assert "hunter2" not in message and "***@hub.example.org" in message
+    assert "NBAUTH_PUBLIC_URL" in message
+    fallback = choose_route("auto", public_url=url, environ=HUB, registry_dir=directory)
+    assert fallback.mode == "device"
+    assert "hunter2" not in fallback.reason + (fallback.fallback_reason or "")
+
+
+def test_an_empty_user_info_is_refused_too(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    with pytest.raises(ConfigurationError, match="credentials"):
+        choose_route("jupyter", public_url="https://@hub.example.org/", environ=HUB,
+                     registry_dir=directory)
+
+
+@pytest.mark.parametrize("variable", ["JUPYTERHUB_PUBLIC_HUB_URL", "JUPYTERHUB_PUBLIC_URL"])
+def test_the_hubs_own_url_with_user_info_is_not_repeated(tmp_path: Path, variable: str) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    env = {**HUB, variable: "https://alice:hunter2@hub.example.org/hub/"}
+    with pytest.raises(ConfigurationError) as info:
+        choose_route("jupyter", environ=env, registry_dir=directory)
+    assert "hunter2" not in str(info.value) and variable in str(info.value)
+
+
+def test_an_invalid_port_in_the_public_url_is_named(tmp_path: Path) -> None:
+    directory = running_extension(tmp_path / "r", "/user/alice/")
+    with pytest.raises(ConfigurationError, match="invalid port"):
+        choose_route("jupyter", public_url="https://hub.example.org:8x/", environ=HUB,
+                     registry_dir=directory)
+
+
 def test_unknown_mode_is_named() -> None:
     with pytest.raises(ConfigurationError, match="'carrier-pigeon' is unknown"):
         choose_route("carrier-pigeon", environ={})
