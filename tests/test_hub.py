@@ -4,10 +4,12 @@ The hub runs on loopback with configurable-http-proxy, DummyAuthenticator and
 SimpleLocalProcessSpawner, configured as README tells admins to (nbauth's user_redirect_hook);
 each user's server loads nbauth's extension from the installed drop-in; the kernels are started
 through the users' own servers. "Browsers" are requests sessions logged in to the hub; the real
-provider knows exactly the redirect URI an admin registers: the hub-wide
-`{hub}/hub/user-redirect/nbauth/callback`.
+provider knows exactly the redirect URIs an admin registers: the hub-wide
+`{hub}/hub/user-redirect/nbauth/callback` for default servers, and a named server's own
+`{hub}/user/NAME/SERVER/nbauth/callback`.
 
-Hubs started here: the main one (hook, NBAUTH_PUBLIC_URL), and one without the hook (what
+Hubs started here: the main one (hook, NBAUTH_PUBLIC_URL, named servers allowed), one under
+`base_url = '/jhub/'` that only sets `c.JupyterHub.public_url`, and one without the hook (what
 happens to codes then).
 """
 
@@ -37,13 +39,15 @@ pytestmark = [
 ]
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com"}
+NAMED = "gpu"  # Alice's named server
 ENVIRONMENT = {"NBAUTH_PUBLIC_URL": "{hub_url}", "BROWSER": "true"}
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     with running_hub(tmp_path_factory.mktemp("hub"), environment=ENVIRONMENT,
-                     extra_config=NBAUTH_HUB_CONFIG) as hub:
+                     extra_config=NBAUTH_HUB_CONFIG
+                     + "c.JupyterHub.allow_named_servers = True\n") as hub:
         for user in USERS:
             hub.start_server(user)
         hub.share("alice", with_user="bob")  # JupyterHub sharing: Bob may use Alice's server
@@ -52,7 +56,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def provider(hub: Hub) -> Iterator[ProviderInfo]:
-    with running_provider(redirect_uris=[f"{hub.url}hub/user-redirect/nbauth/callback"]) as info:
+    with running_provider(redirect_uris=[f"{hub.url}hub/user-redirect/nbauth/callback",
+                                         f"{hub.url}user/alice/{NAMED}/nbauth/callback"]) as info:
         yield info
 
 
@@ -153,6 +158,53 @@ def test_another_user_cannot_complete_or_steal_a_login(hub: Hub, provider: Provi
         assert page.status_code == 200 and "Logged in" in page.text
         assert api_call_cell(alice, provider) == {"status": 200, "sub": "auth0|alice"}
     hub.assert_not_logged(login_secrets("alice", shown["start"], callback))
+
+
+def test_a_named_server_logs_in_through_its_own_callback(hub: Hub,
+                                                         provider: ProviderInfo) -> None:
+    """`user-redirect` leads to default servers only, so a named server's kernel registers and
+    uses the server's own callback URL; the login completes there."""
+    hub.start_server("alice", NAMED)
+    browser = hub.browser("alice", opened=[f"alice/{NAMED}"])
+    with hub.kernel("alice", NAMED) as kernel:
+        shown = start_login_cell(kernel, provider)
+        assert shown["redirect_uri"] == f"{hub.url}user/alice/{NAMED}/nbauth/callback"
+        assert shown["start"].startswith(f"{hub.url}user/alice/{NAMED}/nbauth/start?key=")
+        assert "named server" in shown["status"]
+        callbacks, pages = sign_in_together({"alice": (shown["start"], browser)})
+        assert callbacks["alice"].startswith(shown["redirect_uri"] + "?")
+        assert "Logged in" in pages["alice"], pages["alice"]
+        assert f"href=\"/user/alice/{NAMED}/\"" in pages["alice"]
+        assert api_call_cell(kernel, provider) == {"status": 200, "sub": "auth0|alice"}
+    hub.wait_for_log(f"200 GET /user/alice/{NAMED}/nbauth/callback?code=[secret]")
+    hub.assert_not_logged(login_secrets("alice", shown["start"], callbacks["alice"]))
+
+
+def test_a_hub_under_a_base_url_with_its_own_public_url(tmp_path: Path) -> None:
+    """`c.JupyterHub.base_url = '/jhub/'` and `c.JupyterHub.public_url` on the hub, nothing
+    for nbauth in the servers' environment: the address comes from JupyterHub's own variables."""
+    with running_hub(tmp_path / "jhub", base_url="/jhub/", environment={"BROWSER": "true"},
+                     extra_config=NBAUTH_HUB_CONFIG
+                     + 'c.JupyterHub.public_url = "{hub_url}"\n') as hub:
+        assert urlsplit(hub.url).path == "/jhub/"
+        hub.start_server("alice")
+        callback_uri = f"{hub.url}hub/user-redirect/nbauth/callback"
+        with running_provider(redirect_uris=[callback_uri]) as info, \
+                hub.kernel("alice") as kernel:
+            environ = kernel.run("import os\nprint(os.environ.get('NBAUTH_PUBLIC_URL'), "
+                                 "os.environ.get('JUPYTERHUB_PUBLIC_HUB_URL'))")
+            assert environ.split() == ["None", f"{hub.url}hub/"]
+            shown = start_login_cell(kernel, info)
+            assert shown["redirect_uri"] == callback_uri
+            assert shown["start"].startswith(f"{hub.url}user/alice/nbauth/start?key=")
+            callbacks, pages = sign_in_together({"alice": (shown["start"],
+                                                               hub.browser("alice"))})
+            assert pages["alice"].startswith(f"200 {hub.url}user/alice/nbauth/callback?")
+            assert "Logged in" in pages["alice"], pages["alice"]
+            assert 'href="/jhub/user/alice/"' in pages["alice"]
+            assert api_call_cell(kernel, info) == {"status": 200, "sub": "auth0|alice"}
+        hub.wait_for_log("200 GET /jhub/user/alice/nbauth/callback?code=[secret]")
+        hub.assert_not_logged(login_secrets("alice", shown["start"], callbacks["alice"]))
 
 
 def test_without_the_hook_the_hub_logs_the_code_and_state(tmp_path: Path) -> None:
