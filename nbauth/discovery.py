@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ConfigurationError, DiscoveryError, InsecureTransportError
+from .errors import ConfigurationError, DiscoveryError, InsecureTransportError, OAuthError
 
 if TYPE_CHECKING:  # the client is passed in: discovery itself needs no HTTP library
     from .http import ProviderClient
@@ -219,7 +219,14 @@ def discover(issuer: str, client: ProviderClient) -> ProviderMetadata:
     if cached is not None:
         return cached
     url = issuer.rstrip("/") + WELL_KNOWN
-    doc = client.get_json(url, what="discovery")
+    try:
+        doc = client.get_json(url, what="discovery")
+    except OAuthError as exc:  # an OAuth error code means nothing for a metadata document
+        raise DiscoveryError(
+            f"There is no OpenID Connect discovery document at {redact_url(url)} (HTTP "
+            f"{exc.status or '?'}, {exc.error}). Check the domain: {_DOMAIN_HELP}",
+            status=exc.status,
+        ) from None
     metadata = ProviderMetadata.from_document(doc, expected_issuer=issuer)
     with _cache_lock:
         _cache[issuer] = metadata

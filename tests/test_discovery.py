@@ -184,3 +184,18 @@ def test_a_document_url_with_user_info_is_not_repeated():
         ProviderMetadata.from_document(doc(issuer="https://bob:hunter2@evil.example/"),
                                        expected_issuer="https://t.auth0.com/")
     assert "hunter2" not in str(info.value)
+
+
+def test_a_domain_that_is_not_a_provider_gives_a_discovery_error_naming_the_url(provider):
+    """The demo API answers JSON errors (404 not_found): that is no OAuth refusal."""
+    from urllib.parse import urlsplit
+
+    import nbauth
+
+    parts = urlsplit(provider.api_url)
+    wrong = f"{parts.scheme}://{parts.netloc}/"
+    with pytest.raises(DiscoveryError) as caught:
+        nbauth.start_login(wrong, provider.client_id, port=0)
+    message = str(caught.value)
+    assert f"no OpenID Connect discovery document at {wrong}.well-known" in message
+    assert "Check the domain" in message and "refused" not in message
