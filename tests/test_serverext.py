@@ -22,7 +22,7 @@ from scripted_user import complete_login
 from nbauth.errors import ConfigurationError
 from nbauth.flow import PendingLogin, start_login
 from nbauth.route import CallbackRoute, choose_route
-from nbauth.serverext.registry import Registry
+from nbauth.serverext.registry import Registry, token_hash
 
 pytestmark = [pytest.mark.provider]
 
@@ -153,6 +153,37 @@ def test_expired_registration_is_refused_S92(jupyter: JupyterServer,
         timeout=10)
     assert response.status_code == 400
     assert "expired" in response.text
+
+
+def test_a_login_meant_for_another_server_is_not_used_up_by_this_one() -> None:
+    """Servers of one user can share a runtime directory: a callback that reaches the wrong
+    server must leave the registration for the server it was meant for."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        registry = Registry(Path(directory) / "nbauth-pending")
+        registry.register(state="alice-state", start_token="t", port=9, relay_key="k",
+                          server="/user/alice/", ttl=60)
+        assert registry.claim("alice-state", server="/user/bob/") is None
+        assert registry.claim("alice-state", server="/user/bob/") is None
+        claimed = registry.claim("alice-state", server="/user/alice/")
+        assert claimed is not None and claimed.server == "/user/alice/"
+        assert registry.claim("alice-state", server="/user/alice/") is None  # once
+
+
+def test_a_callback_for_another_servers_login_leaves_it_waiting_S92(
+        jupyter: JupyterServer, route: CallbackRoute) -> None:
+    registry = Registry(route.registry_dir)
+    registry.register(state="other-servers-state", start_token="other-start", port=9,
+                      relay_key="k", server="/user/someone-else/", ttl=60)
+    try:
+        response = browser(jupyter).get(
+            f"{jupyter.url}nbauth/callback?"
+            f"{urlencode({'code': 'c', 'state': 'other-servers-state'})}", timeout=10)
+        assert response.status_code == 400 and "Login not found" in response.text
+        assert (registry.directory / f"{token_hash('other-servers-state')}.json").exists()
+    finally:
+        registry.unregister("other-servers-state")
 
 
 def test_the_kernel_listener_refuses_direct_requests(

@@ -140,8 +140,8 @@ class CallbackHandler(_Page):
             return
         if self.owner_refused():
             return
-        registration = self.registry.claim(state)
-        if registration is None or registration.server != self.base_url:
+        registration = self.registry.claim(state, server=self.base_url)
+        if registration is None:
             self.page(400, "Login not found", "No login of this server is waiting for this "
                       "response: it has finished, expired (after 10 minutes at most) or was "
                       "never started here. Run the login again in your notebook.")

@@ -100,16 +100,23 @@ class Registry:
             (self.directory / f"{token_hash(state)}.json").unlink()
 
     # -- server side ------------------------------------------------------------------------
-    def claim(self, state: str) -> Registration | None:
+    def claim(self, state: str, *, server: str | None = None) -> Registration | None:
         """Take the registration for `state` exactly once; None if unknown, taken or unsafe.
 
         The rename is atomic, so of two concurrent callbacks with the same state only one
-        wins. An expired registration is removed and not returned.
+        wins. An expired registration is removed and not returned. With `server` (the base URL
+        of the server asking), a registration meant for another server is left in place: servers
+        of one user may share the runtime directory, and a callback that reaches the wrong one
+        must not use up the login its own server is still waiting to complete.
         """
         name = token_hash(state)
         if not self._directory_is_safe():
             return None
         source = self.directory / f"{name}.json"
+        if server is not None:
+            waiting = self._read(source)
+            if waiting is None or waiting.server != server:
+                return None
         claimed = self.directory / f".{name}.{secrets.token_hex(8)}.claimed"
         try:
             os.rename(source, claimed)
@@ -122,6 +129,8 @@ class Registry:
                 claimed.unlink()
         if registration is None or registration.state_hash != name or registration.expired():
             return None
+        if server is not None and registration.server != server:
+            return None  # replaced for another server between the check and the rename
         return registration
 
     def find_start(self, start_token: str) -> Registration | None:
