@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .authorize import DEFAULT_SCOPE
+from .authorize import DEFAULT_SCOPE, normalize_scope
 from .credentials import Credentials, Identity
 from .discovery import ProviderMetadata, discover, is_loopback_host, issuer_from_domain
 from .errors import (
@@ -37,6 +37,7 @@ from .errors import (
     ProviderError,
     ProviderUnreachableError,
     hide_internal_frames,
+    names_unknown_audience,
     scrub,
 )
 from .flow import _jwks_for
@@ -101,8 +102,8 @@ _POLL_HINTS: dict[str, str] = {
 
 def _device_oauth_error(error: OAuthError) -> OAuthError:
     hint = _POLL_HINTS.get(error.error)
-    if hint is None:
-        return error
+    if hint is None or names_unknown_audience(error.error, error.description):
+        return error  # (an unknown audience keeps oauth_error's hint to check --audience)
     return type(error)(error.error, error.description, error.uri, status=error.status, hint=hint)
 
 
@@ -571,6 +572,7 @@ def start_device_login(
             "document has no device_authorization_endpoint). Use the browser login instead "
             "(%auth0_login, or nbauth.login())."
         )
+    scope = normalize_scope(scope)
     data = {"client_id": client_id, "scope": scope}
     if audience:
         data["audience"] = audience

@@ -62,6 +62,7 @@ __all__ = [
     "StateMismatchError",
     "TokenStoreError",
     "hide_internal_frames",
+    "names_unknown_audience",
     "oauth_error",
     "scrub",
 ]
@@ -185,10 +186,15 @@ _HINTS: dict[str, str] = {
 }
 
 
+def names_unknown_audience(error: str, description: str | None) -> bool:
+    """True for RFC 8707's invalid_target, and for Auth0's way of saying the same."""
+    return error == "invalid_target" or (error == "access_denied" and (
+        description or "").lstrip().lower().startswith("service not found"))
+
+
 def _hint(error: str, description: str | None) -> str | None:
     """What to do about `error`; Auth0 reports an unknown audience as access_denied."""
-    if error == "access_denied" and (description or "").lstrip().lower().startswith(
-            "service not found"):
+    if names_unknown_audience(error, description):
         return _AUDIENCE_HINT
     return _HINTS.get(error)
 

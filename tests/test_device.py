@@ -613,3 +613,33 @@ def test_real_provider_slow_down_adds_five_seconds_and_the_login_still_completes
     following = next(i for i in range(own_request + 1, len(polls))
                      if "POST /oauth/token" in polls[i])
     assert (stamps[following] - stamps[slowed]).total_seconds() >= 5.8
+
+
+@pytest.mark.provider
+def test_real_device_login_with_an_unknown_audience_says_to_check_the_audience(device_provider):
+    info = device_provider
+    with pytest.raises(OAuthError) as caught:
+        start_device_login(info.issuer, info.client_id, audience=info.audience.rstrip("/"))
+    assert "Check --audience" in str(caught.value) and "approve" not in str(caught.value)
+
+
+@pytest.mark.provider
+def test_real_device_login_sends_a_normalised_scope_with_openid(device_provider):
+    info = device_provider
+    login = start_device_login(info.issuer, info.client_id, audience=info.audience,
+                               scope="  profile   email offline_access ")
+    try:
+        assert login.scope == "openid profile email offline_access"
+    finally:
+        login.cancel()
+
+
+def test_auth0s_service_not_found_at_the_device_endpoint_keeps_the_audience_hint():
+    from nbauth.device import _device_oauth_error
+    from nbauth.errors import oauth_error
+
+    error = _device_oauth_error(oauth_error(
+        "access_denied", "Service not found: https://api.example.com", status=403))
+    assert "Check --audience" in str(error) and "approve" not in str(error)
+    denied = _device_oauth_error(oauth_error("access_denied", "User cancelled", status=403))
+    assert "Start a new device login" in str(denied)
