@@ -201,16 +201,27 @@ def test_the_kernel_listener_refuses_direct_requests(
 
 def test_spoofed_host_does_not_change_the_redirect_uri_S94(
         jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    """A foreign Host is refused outright (jupyter_server's local-host check) or ignored;
+    X-Forwarded-* is never trusted (no trust_xheaders). Either way the provider is told the
+    configured redirect URI, and each case asserts what it got."""
     session = browser(jupyter)
-    for headers in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example",
-                                               "X-Forwarded-Proto": "https"}):
+    redirected = 0
+    for headers, refusable in (({"Host": "evil.example"}, True),
+                               ({"X-Forwarded-Host": "evil.example",
+                                 "X-Forwarded-Proto": "https"}, False),
+                               ({}, False)):
         response = session.get(pending.start_url, headers=headers, allow_redirects=False,
                                timeout=10)
-        if response.status_code != 303:
-            continue  # the server may refuse a foreign Host outright: fine too
+        if refusable and response.status_code == 403:
+            assert "Location" not in response.headers
+            continue
+        assert response.status_code == 303, headers
         location = response.headers["Location"]
+        assert "evil.example" not in location
         redirect = parse_qs(urlsplit(location).query)["redirect_uri"]
-        assert redirect == [f"{jupyter.url}nbauth/callback"]
+        assert redirect == [f"{jupyter.url}nbauth/callback"], headers
+        redirected += 1
+    assert redirected >= 2
 
 
 EVIL_NEXT = ["//evil.example", "///evil.example", "\\\\evil.example", "/\\evil.example",
