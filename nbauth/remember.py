@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
+from .authorize import normalize_scope
 from .credentials import Credentials, Identity
 from .discovery import discover, issuer_from_domain
 from .errors import InvalidGrantError, NbauthError, NbauthWarning, TokenStoreError
@@ -67,6 +68,11 @@ def remember_refusal(allowed_on_shared_hosts: bool = False,
             "c.NbauthConfig.allow_remember_on_shared_hosts = True (or "
             f"{ALLOW_ON_SHARED_HOSTS_ENV}=1 in the server's environment). Logging in without "
             "remembering.")
+
+
+def _store_key(issuer: str, client_id: str, audience: str | None, scope: str) -> StoreKey:
+    """The key of a login, with the scope as it was sent ("profile" is "openid profile")."""
+    return StoreKey(issuer, client_id, audience, normalize_scope(scope))
 
 
 def _redeem(store: TokenStore, key: StoreKey, token_endpoint: str, client: ProviderClient,
@@ -129,7 +135,7 @@ def resume_login(
     """
     client = client or ProviderClient()
     metadata = discover(issuer_from_domain(domain), client)
-    key = StoreKey(metadata.issuer, client_id, audience, scope)
+    key = _store_key(metadata.issuer, client_id, audience, scope)
     store = store or default_store()
     with store.lock(key):  # no other kernel spends the same token meanwhile
         redeemed = _redeem(store, key, metadata.token_endpoint, client, warn, clock)
@@ -230,7 +236,7 @@ def keep_remembered(credentials: Credentials, *, scope: str, store: TokenStore |
         warn("Nothing to remember: the provider granted no refresh token (request the "
              "offline_access scope).")
         return
-    key = StoreKey(credentials.issuer, credentials.client_id, credentials.audience, scope)
+    key = _store_key(credentials.issuer, credentials.client_id, credentials.audience, scope)
     keeper = _Keeper(key, store or default_store(), warn, saved)
     with keeper.lock:
         keeper.save(credentials)
@@ -245,7 +251,7 @@ def forget_remembered(credentials: Credentials, *, scope: str,
     (A login remembered in an earlier kernel is another token family than this one.)
     Returns what happened, in words, or None when nothing was remembered.
     """
-    key = StoreKey(credentials.issuer, credentials.client_id, credentials.audience, scope)
+    key = _store_key(credentials.issuer, credentials.client_id, credentials.audience, scope)
     store = store or default_store()
     try:
         with store.lock(key):

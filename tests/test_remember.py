@@ -475,3 +475,16 @@ def test_logout_also_forgets_a_login_remembered_by_an_earlier_kernel(ip, provide
     assert "A remembered login was forgotten too" in out.stdout
     assert remembered not in out.stdout
     assert stored_token(provider) is None and refused(provider, remembered)
+
+
+@pytest_provider
+def test_a_scope_remembered_without_openid_is_the_same_login_as_with_it(provider, browser):
+    first, _, _ = browser_login(provider, browser, scope="profile  email offline_access")
+    first.clear()
+    opened = []
+    second = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                          audience=provider.audience, port=0, timeout=15,
+                          scope="openid profile email offline_access",
+                          open_browser=opened.append, remember=True)
+    assert opened == [] and call_api(provider, second) == 200
+    second.logout()
