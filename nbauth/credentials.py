@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -45,6 +45,21 @@ if TYPE_CHECKING:
 __all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
 
 log = logging.getLogger(__name__)
+
+
+def _auth0_logout_endpoint(issuer: str) -> str | None:
+    """Auth0's /v2/logout for an Auth0 tenant's issuer (https://TENANT[.REGION].auth0.com/).
+
+    Auth0 lists end_session_endpoint in discovery only when the tenant turns on RP-initiated
+    logout; every tenant has /v2/logout. Only the auth0.com host tells a tenant apart from
+    another provider reliably (GitLab, for one, also serves /oauth/token and /oauth/revoke);
+    a tenant on a custom domain that does not advertise the endpoint gets no logout URL.
+    """
+    parts = urlsplit(issuer)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host.endswith(".auth0.com"):
+        return None
+    return f"https://{parts.netloc}/v2/logout"
 
 
 @dataclass(frozen=True)
@@ -286,11 +301,13 @@ class Credentials:
         return "The refresh token was revoked at the provider."
 
     def end_session_url(self) -> str | None:
-        """Where to end the browser session at the provider (RP-initiated logout), if known."""
-        if self._end_session_endpoint:
+        """Where to end the browser session at the provider (RP-initiated logout), if known:
+        discovery's end_session_endpoint, else Auth0's /v2/logout for an auth0.com tenant."""
+        endpoint = self._end_session_endpoint or _auth0_logout_endpoint(self.issuer)
+        if endpoint:
             query = urlencode({"client_id": self.client_id})
-            sep = "&" if "?" in self._end_session_endpoint else "?"
-            return f"{self._end_session_endpoint}{sep}{query}"
+            sep = "&" if "?" in endpoint else "?"
+            return f"{endpoint}{sep}{query}"
         return None
 
     def clear(self, reason: str = "cleared") -> None:

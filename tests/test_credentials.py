@@ -210,3 +210,37 @@ def test_provider_error_text_is_bounded_and_printable():
     error = oauth_error("access_denied", "\x1b[31mred\x1b[0m\nline two " + "x" * 5000)
     assert "\x1b" not in str(error) and "\n" not in str(error)
     assert len(str(error)) < 600
+
+
+# -- where to end the browser session at the provider ---------------------------------------
+def logout_url(issuer, end_session_endpoint=None):
+    response = TokenResponse(access_token="at-1", token_type="Bearer", expires_at=None,
+                             scope=None)
+    creds = Credentials(response, identity=Identity(), issuer=issuer, client_id="my client",
+                        token_endpoint=issuer + "oauth/token",
+                        end_session_endpoint=end_session_endpoint)
+    return creds.end_session_url()
+
+
+@pytest.mark.parametrize("issuer", ["https://example.auth0.com/", "https://example.eu.auth0.com/",
+                                    "https://Example.US.Auth0.com/"])
+def test_an_auth0_tenant_without_end_session_endpoint_gets_v2_logout(issuer):
+    assert logout_url(issuer) == f"{issuer}v2/logout?client_id=my+client"
+
+
+def test_an_advertised_end_session_endpoint_wins():
+    assert logout_url("https://example.auth0.com/", "https://example.auth0.com/oidc/logout") == (
+        "https://example.auth0.com/oidc/logout?client_id=my+client")
+    assert logout_url("https://login.example.com/", "https://login.example.com/end?x=1") == (
+        "https://login.example.com/end?x=1&client_id=my+client")
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://gitlab.com/",                       # /oauth/token too, but no /v2/logout
+    "https://login.example.com/realms/data/",
+    "https://example.auth0.com.evil.test/",      # not an auth0.com host
+    "https://evilauth0.com/",
+    "http://example.auth0.com/",                 # Auth0 is https only
+])
+def test_other_providers_without_end_session_endpoint_get_no_logout_url(issuer):
+    assert logout_url(issuer) is None
