@@ -7,6 +7,7 @@ the real provider redirects to `{server}/nbauth/callback`, which the extension r
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -103,16 +104,114 @@ def test_login_completes_through_the_jupyter_server(
 
 def test_callback_needs_the_jupyter_login_S90(
         jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    """A browser without the Jupyter login is sent to log in (302 to /login, as the checklist
+    asks), and the `next` it carries holds neither code nor state; nothing but GET is served."""
+    base = urlsplit(jupyter.url).path
     callback = authorization_response(pending, browser(jupyter))
+    params = parse_qs(urlsplit(callback).query)
     anonymous = requests.get(callback, allow_redirects=False, timeout=10)
-    assert anonymous.status_code in (302, 403)
-    if anonymous.status_code == 302:
-        assert "/login" in anonymous.headers["Location"]
+    assert anonymous.status_code == 302
+    location = urlsplit(anonymous.headers["Location"])
+    assert location.path == f"{base}login"
+    assert parse_qs(location.query) == {"next": [f"{base}nbauth/callback"]}
+    for secret in (params["code"][0], params["state"][0]):
+        assert secret not in anonymous.headers["Location"]
+    for method in ("POST", "PUT", "PATCH", "DELETE", "HEAD"):
+        refused = requests.request(method, callback, allow_redirects=False, timeout=10)
+        assert refused.status_code in (403, 405), method
     assert not pending.done()  # nothing reached the kernel; the login still waits
     assert len(pending_files(route)) == 1
     page = browser(jupyter).get(callback, timeout=30)
     assert page.status_code == 200 and "Logged in" in page.text
     pending.wait(timeout=30)
+
+
+def test_signing_in_to_jupyter_on_the_way_back_keeps_code_and_state_out_of_the_log_S90_S95(
+        jupyter: JupyterServer, route: CallbackRoute, pending: PendingLogin) -> None:
+    """The provider sends back a browser that is not logged in to Jupyter: it signs in on
+    /login, lands on a page saying to click Log in again, and that completes the login. The
+    server's "302 POST /login?next=…" line, which jupyter_server does not scrub inside `next`,
+    names neither the code nor the state."""
+    base = urlsplit(jupyter.url).path
+    callback = authorization_response(pending, browser(jupyter))
+    params = parse_qs(urlsplit(callback).query)
+    person = requests.Session()
+    person.trust_env = False
+    login_page = person.get(callback, timeout=10)
+    assert urlsplit(login_page.url).path == f"{base}login"
+    back = person.post(login_page.url, timeout=10,
+                       data={"password": jupyter.token, "_xsrf": person.cookies.get("_xsrf")})
+    assert urlsplit(back.url).path == f"{base}nbauth/callback" and back.status_code == 400
+    assert "click Log in in your notebook again" in back.text
+    assert not pending.done()
+    page = complete_login(pending.start_url, session=person, timeout=30)
+    assert "Logged in" in page
+    pending.wait(timeout=30)
+    time.sleep(0.2)  # let the server flush its access log line
+    log = jupyter.log_tail(500_000)
+    assert f"POST {base}login?next=" in log
+    for secret in (params["code"][0], params["state"][0]):
+        assert secret not in log
+
+
+CANARY_EXTENSION = """
+from jupyter_server.base.handlers import JupyterHandler
+
+
+class CanaryWithoutAuthHandler(JupyterHandler):
+    def get(self):
+        self.finish("canary")
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "nbauth_canary"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    serverapp.web_app.add_handlers(".*$", [("/nbauth-canary", CanaryWithoutAuthHandler)])
+"""
+
+
+@pytest.fixture(scope="module")
+def strict_jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """A server with `ServerApp.allow_unauthenticated_access = False`, and a canary extension
+    whose handler lacks @web.authenticated, so the server's warning is known to be working."""
+    base = tmp_path_factory.mktemp("strict")
+    (base / "canary").mkdir()
+    (base / "canary" / "nbauth_canary.py").write_text(CANARY_EXTENSION)
+    (base / "config").mkdir()
+    (base / "config" / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {
+        "allow_unauthenticated_access": False,
+        "jpserver_extensions": {"nbauth_canary": True},
+    }}))
+    with running_jupyter("server", base, {"PYTHONPATH": str(base / "canary")}) as server:
+        yield server
+
+
+def test_with_unauthenticated_access_off_no_nbauth_endpoint_is_left_open_S90(
+        strict_jupyter: JupyterServer) -> None:
+    """jupyter_server ≥ 2.13 warns (JupyterServerAuthWarning, a RuntimeWarning) about every
+    extension endpoint without @web.authenticated or @allow_unauthenticated; nbauth's two are
+    not among them, and with the setting off they still work for the logged-in user."""
+    server = strict_jupyter
+    base = urlsplit(server.url).path
+    log = server.log_tail(500_000)
+    assert f"nbauth: login callback at {base}nbauth/callback" in log
+    warned = re.findall(r"^\s*- (\w+) of (\w+) registered for (\S+)", log, re.MULTILINE)
+    assert ("GET", "CanaryWithoutAuthHandler", "/nbauth-canary") in warned  # the check works
+    assert [w for w in warned if "nbauth/" in w[2] or w[1] in ("StartHandler",
+                                                               "CallbackHandler")] == []
+    anonymous = requests.get(f"{server.url}nbauth/callback?code=c&state=s",
+                             allow_redirects=False, timeout=10)
+    assert anonymous.status_code == 302
+    login = f"{base}login?{urlencode({'next': base + 'nbauth/callback'})}"
+    assert anonymous.headers["Location"] == login
+    start = requests.get(f"{server.url}nbauth/start?key=k", allow_redirects=False, timeout=10)
+    assert start.status_code == 302 and urlsplit(start.headers["Location"]).path == f"{base}login"
+    signed_in = browser(server)
+    reached = signed_in.get(f"{server.url}nbauth/callback?code=c&state=unknown", timeout=10)
+    assert reached.status_code == 400 and "Login not found" in reached.text
+    assert signed_in.get(f"{server.url}nbauth/start?key=unknown", timeout=10).status_code == 404
 
 
 def test_a_callback_is_used_once_S92(

@@ -17,6 +17,7 @@ from typing import Any
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httputil import url_concat
 
 from ..pages import PAGE_HEADERS, render_page
 from .nexturl import safe_next
@@ -127,6 +128,22 @@ class StartHandler(_Page):
 class CallbackHandler(_Page):
     """`nbauth/callback?code=…&state=…`: hand the provider's response to the waiting kernel."""
 
+    def get_login_url(self) -> str:
+        """Where `@web.authenticated` sends a browser not logged in to this server (S-90, S-95).
+
+        Tornado would add this request's URL as `next`, so the provider's code and state would
+        sit in the login page's address and in the server's "302 POST /login?next=…" log line
+        (jupyter_server scrubs query keys named code or state, not their copies inside `next`).
+        The login page gets the bare callback path instead; after signing in to Jupyter the
+        user clicks the notebook's Log in link again (the login still waits). JupyterHub's
+        login URL already has a query: it keeps the return address server-side, behind an
+        opaque state, and comes back with the response, so it is left as it is.
+        """
+        url = super().get_login_url()
+        if "?" in url:
+            return url
+        return url_concat(url, {"next": self.request.path})
+
     @web.authenticated
     async def get(self) -> None:
         state = self.get_query_argument("state", "")
@@ -136,7 +153,9 @@ class CallbackHandler(_Page):
                           "login of yours; it was ignored.")
             else:
                 self.page(400, "Not a login response", "This address only receives the "
-                          "provider's answer to a login started in your notebook.")
+                          "provider's answer to a login started in your notebook. If you have "
+                          "just signed in to Jupyter, click Log in in your notebook again: "
+                          "the login is still waiting.")
             return
         if self.owner_refused():
             return
