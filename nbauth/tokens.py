@@ -30,6 +30,9 @@ Clock = Callable[[], float]
 #: Seconds before expiry at which a token counts as STALE and is refreshed before use.
 REFRESH_THRESHOLD = 60.0
 
+#: Ten years: an expiry further away than this is nonsense, and treated as unknown.
+_MAX_LIFETIME = 10 * 365 * 86400
+
 
 class TokenState(enum.Enum):
     """Where a token is in its life (the google-auth vocabulary)."""
@@ -122,9 +125,47 @@ def _expires_in(value: Any) -> float | None:
             return None
     except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
         return None
-    if seconds != seconds or seconds < 0 or seconds > 10 * 365 * 86400:  # NaN or absurd
+    if seconds != seconds or seconds < 0 or seconds > _MAX_LIFETIME:  # NaN or absurd
         return None
     return seconds
+
+
+def _seconds(value: Any) -> float | None:
+    """A JSON number as finite float seconds, or None (bools, strings, NaN, beyond any float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if seconds == seconds and abs(seconds) != float("inf") else None
+
+
+def _expires_in_from_jwt(access_token: str, now: float) -> float | None:
+    """Seconds left by the access token's own `exp` claim, when the token is a JWT.
+
+    For scheduling a refresh only: the claims are read without verifying the signature (the
+    API verifies the token; nbauth only needs to know when to renew it). A token that is not a
+    JWT (Auth0's opaque /userinfo tokens), or garbage, gives None: the expiry stays unknown.
+    When the token also carries `iat`, the lifetime by the provider's own clock (exp - iat)
+    bounds the result, so a local clock that runs behind or ahead of the provider's cannot
+    push the refresh past the real expiry or make a new token look expired.
+    """
+    import jwt  # PyJWT; imported here so loading the extension stays light
+
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError):
+        return None
+    exp, iat = _seconds(claims.get("exp")), _seconds(claims.get("iat"))
+    if exp is None:
+        return None
+    remaining = exp - now
+    if iat is not None and iat < exp and (remaining > exp - iat or remaining <= 0):
+        remaining = exp - iat  # the clocks disagree: trust the provider's stated lifetime
+    if remaining <= 0 or remaining > _MAX_LIFETIME:
+        return None
+    return remaining
 
 
 def parse_token_response(
@@ -156,6 +197,10 @@ def parse_token_response(
         )
     scope = body.get("scope")
     expires_in = _expires_in(body.get("expires_in"))
+    if expires_in is None:
+        # Without expires_in (RECOMMENDED only, RFC 6749 §5.1) a token would count as fresh
+        # forever and never be renewed: a JWT access token says when it expires itself.
+        expires_in = _expires_in_from_jwt(access_token, now)
     return TokenResponse(
         access_token=access_token,
         token_type="Bearer",  # noqa: S106 - the scheme name, not a secret

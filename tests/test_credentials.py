@@ -212,6 +212,75 @@ def test_provider_error_text_is_bounded_and_printable():
     assert len(str(error)) < 600
 
 
+# -- a token response without expires_in: the JWT's own exp (for scheduling only) ------------
+def jwt_access_token(**claims):
+    import jwt
+
+    return jwt.encode(claims, "not-the-providers-key-" * 2, algorithm="HS256")
+
+
+def test_without_expires_in_a_jwt_access_tokens_exp_sets_the_expiry():
+    from nbauth.tokens import parse_token_response
+
+    now = 1_000_000.0
+    body = {"access_token": jwt_access_token(exp=now + 300, iat=now, sub="x"),
+            "token_type": "Bearer", "refresh_token": "rt-1"}
+    response = parse_token_response(body, now=now)
+    assert response.expires_at == now + 300
+    # read without verifying the signature: the key above is not the provider's
+    clock = Clock(now)
+    creds = Credentials(response, identity=Identity(subject="s"), issuer="https://x.test/",
+                        client_id="c", token_endpoint="https://x.test/oauth/token", clock=clock)
+    assert creds.state is TokenState.FRESH
+    clock.now += 250
+    assert creds.state is TokenState.STALE  # so it is refreshed, instead of fresh forever
+
+
+@pytest.mark.parametrize("token", [
+    "at-opaque-value",                                   # not a JWT
+    "a.b.c", "....", "eyJhbGciOiJub25lIn0.W10.",          # garbage, a JSON array as claims
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",          # a JWT without exp
+])
+def test_without_expires_in_a_non_jwt_or_garbage_token_stays_unknown(token):
+    from nbauth.tokens import parse_token_response
+
+    body = {"access_token": token, "token_type": "Bearer"}
+    assert parse_token_response(body, now=1000.0).expires_at is None
+
+
+@pytest.mark.parametrize("exp", [True, "2000", 1e400, float("nan"), 10**400, 500.0, 10**12])
+def test_without_expires_in_an_unusable_exp_stays_unknown(exp):
+    import base64
+
+    from nbauth.tokens import parse_token_response
+
+    def segment(text):
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    token = f"{segment(json.dumps({'alg': 'RS256'}))}.{segment(json.dumps({'exp': exp}))}.c2ln"
+    body = {"access_token": token, "token_type": "Bearer"}
+    assert parse_token_response(body, now=1000.0).expires_at is None  # past, absurd or not a number
+
+
+def test_expires_in_wins_over_the_jwts_exp():
+    from nbauth.tokens import parse_token_response
+
+    body = {"access_token": jwt_access_token(exp=5000), "token_type": "Bearer",
+            "expires_in": 60}
+    assert parse_token_response(body, now=1000.0).expires_at == 1060.0
+
+
+def test_a_clock_behind_the_providers_does_not_push_the_expiry_past_the_tokens_lifetime():
+    from nbauth.tokens import parse_token_response
+
+    provider_now = 2000.0
+    token = jwt_access_token(iat=provider_now, exp=provider_now + 300)
+    behind = parse_token_response({"access_token": token, "token_type": "Bearer"}, now=1000.0)
+    assert behind.expires_at == 1000.0 + 300  # not 1300 s from now
+    ahead = parse_token_response({"access_token": token, "token_type": "Bearer"}, now=2100.0)
+    assert ahead.expires_at == 2300.0  # the exp by the provider's clock, sooner is safe
+
+
 # -- where to end the browser session at the provider ---------------------------------------
 def logout_url(issuer, end_session_endpoint=None):
     response = TokenResponse(access_token="at-1", token_type="Bearer", expires_at=None,
