@@ -4,6 +4,10 @@
 minute of expiry) and a refresh token exists, it refreshes first — once, however many threads
 ask at the same time (Auth0 revokes the whole token family when a rotated-out refresh token is
 used again).
+
+`start_auto_refresh()` (which notebook logins turn on) also refreshes in the background, so
+code holding only the token string gets a fresh one too: one daemon timer per credentials,
+firing when the token turns STALE and going through the same single-flight refresh.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +29,8 @@ from .errors import (
     InvalidGrantError,
     LoginRequiredError,
     NbauthError,
+    OAuthError,
+    ProviderError,
     hide_internal_frames,
 )
 from .http import ProviderClient
@@ -42,9 +49,19 @@ from .tokens import (
 if TYPE_CHECKING:
     from .httpxauth import HttpxBearerAuth
 
-__all__ = ["BearerAuth", "BearerSession", "Credentials", "Identity"]
+__all__ = ["AUTO_REFRESH_ATTEMPTS", "AUTO_REFRESH_BACKOFF", "BearerAuth", "BearerSession",
+           "Credentials", "Identity"]
 
 log = logging.getLogger(__name__)
+
+#: Background refresh: how many attempts one due refresh gets when the provider fails
+#: transiently (unreachable, 5xx, 429, temporarily_unavailable), and the first pause between
+#: them (doubled after each failure, and kept before the token's expiry). Then it waits for
+#: the next `token()` to try again.
+AUTO_REFRESH_ATTEMPTS = 5
+AUTO_REFRESH_BACKOFF = 2.0
+_MIN_RETRY_PAUSE = 0.25
+_TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
 def _auth0_logout_endpoint(issuer: str) -> str | None:
@@ -60,6 +77,20 @@ def _auth0_logout_endpoint(issuer: str) -> str | None:
     if parts.scheme != "https" or not host.endswith(".auth0.com"):
         return None
     return f"https://{parts.netloc}/v2/logout"
+
+
+def _is_transient(error: ProviderError) -> bool:
+    """Worth retrying later: the provider was unreachable or overloaded, not refusing."""
+    if isinstance(error, OAuthError):
+        return error.error in _TRANSIENT_OAUTH_ERRORS
+    return error.status is None or error.status >= 500 or error.status == 429
+
+
+def _on_auto_refresh_timer(reference: weakref.ref[Credentials]) -> None:
+    # The timer holds the credentials weakly: credentials nobody holds any more stop refreshing.
+    credentials = reference()
+    if credentials is not None:
+        credentials._auto_refresh_due()
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,16 @@ class Credentials:
         #: refused a refresh) or "cleared" (dropped locally, e.g. replaced by a newer login).
         self.end_reason: str | None = None
         self.refresh_count = 0
+        #: Why the last background refresh failed (no secret in it), until one succeeds.
+        self.refresh_error: str | None = None
+        # Background refresh (start_auto_refresh): at most one pending timer. _timer_lock only
+        # guards these fields and is never held while waiting for _lock.
+        self._timer_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._auto_refresh = False
+        self._retries_left = AUTO_REFRESH_ATTEMPTS
+        self._next_refresh_at: float | None = None
+        self.auto_refresh_backoff = AUTO_REFRESH_BACKOFF
 
     # -- what users read -------------------------------------------------------------------
     @property
@@ -146,12 +187,7 @@ class Credentials:
         """FRESH, STALE or EXPIRED, by the injected clock."""
         if not self._valid:
             return TokenState.EXPIRED
-        # A token that lives less than twice the threshold is STALE only in its second half,
-        # so short-lived tokens are not refreshed on every use.
-        threshold = self._threshold
-        if self._lifetime is not None:
-            threshold = min(threshold, self._lifetime / 2)
-        return token_state(self.expires_at, self._clock(), threshold)
+        return token_state(self.expires_at, self._clock(), self._threshold_now())
 
     @property
     def can_refresh(self) -> bool:
@@ -190,6 +226,10 @@ class Credentials:
                     "The access token has expired and no refresh token was granted. Log in "
                     "again (re-run %auth0_login; the offline_access scope keeps you logged in).")
             return self._access
+        return self._refresh_if_needed()
+
+    def _refresh_if_needed(self) -> AccessToken:
+        """The single-flight refresh that token() and the background timer share."""
         with self._lock:
             # Threads that waited for the lock find the token already refreshed.
             if self._needs_refresh():
@@ -198,6 +238,13 @@ class Credentials:
 
     def _needs_refresh(self) -> bool:
         return self.state is not TokenState.FRESH
+
+    def _threshold_now(self) -> float:
+        # A token that lives less than twice the threshold is STALE only in its second half,
+        # so short-lived tokens are not refreshed on every use.
+        if self._lifetime is not None:
+            return min(self._threshold, self._lifetime / 2)
+        return self._threshold
 
     @hide_internal_frames
     def refresh(self) -> None:
@@ -214,13 +261,132 @@ class Credentials:
         one refresh token family safely with other kernels)."""
         self._refresh_guard = guard
 
+    # -- background refresh ------------------------------------------------------------------
+    def start_auto_refresh(self) -> None:
+        """Refresh in the background before expiry, until logout, clear() or stop_auto_refresh().
+
+        One daemon timer fires when the token turns STALE (expiry minus the refresh threshold),
+        refreshes through the same single-flight path as token() (so concurrent callers still
+        cause one refresh, and rotation is honoured), and schedules itself for the new token.
+        A transient provider error is retried with backoff before expiry (AUTO_REFRESH_ATTEMPTS
+        attempts in all); a refused refresh token ends the credentials (on_change listeners
+        are told). Nothing is scheduled without a way to renew or a known expiry. Calling it
+        again keeps one timer. Notebook logins turn it on; scripts opt in.
+        """
+        with self._timer_lock:
+            self._auto_refresh = True
+            self._retries_left = AUTO_REFRESH_ATTEMPTS
+        self._schedule_auto_refresh()
+
+    def stop_auto_refresh(self) -> None:
+        """Cancel the background refresh (token() still refreshes on demand)."""
+        with self._timer_lock:
+            self._auto_refresh = False
+            self._cancel_timer()
+
+    @property
+    def next_refresh_at(self) -> float | None:
+        """When the background refresh is due (by the injected clock), or None."""
+        return self._next_refresh_at
+
+    def _cancel_timer(self) -> None:  # with _timer_lock held
+        if self._timer is not None:
+            self._timer.cancel()  # its thread wakes and ends at once
+            self._timer = None
+        self._next_refresh_at = None
+
+    def _schedule_auto_refresh(self, delay: float | None = None, *,
+                               after_refresh: bool = False) -> None:
+        """(Re)arm the one timer: after `delay` seconds, else when the token turns STALE."""
+        with self._timer_lock:
+            self._cancel_timer()
+            if not self._auto_refresh or not self.can_refresh:
+                return
+            if delay is None:
+                expires_at = self.expires_at
+                if expires_at is None:
+                    return  # no expiry known: the token counts as fresh, nothing to schedule
+                delay = expires_at - self._threshold_now() - self._clock()
+                if after_refresh and delay <= 0:
+                    # A token stale when issued would be refreshed again at once, forever.
+                    log.warning("nbauth: the provider's new access token is already due for "
+                                "renewal; it is no longer renewed in the background.")
+                    return
+            delay = max(delay, 0.0)
+            timer = threading.Timer(delay, _on_auto_refresh_timer, args=(weakref.ref(self),))
+            timer.daemon = True  # never keeps the process alive
+            timer.name = "nbauth-auto-refresh"
+            self._timer = timer
+            self._next_refresh_at = self._clock() + delay
+            timer.start()
+
+    def _auto_refresh_due(self) -> None:
+        """The timer fired: refresh if the token is (still) due, then arm the next timer."""
+        with self._timer_lock:
+            if self._timer is not threading.current_thread():
+                return  # cancelled or re-armed meanwhile
+            self._timer = None
+            self._next_refresh_at = None
+        if not self.can_refresh:
+            return
+        try:
+            self._refresh_if_needed()  # a successful refresh re-arms the timer itself
+        except LoginRequiredError:
+            return  # final: refused (cleared, listeners told) or cleared meanwhile; no retry
+        except ProviderError as exc:
+            if _is_transient(exc):
+                self._retry_later(exc)
+            else:
+                self._give_up(exc)
+            return
+        except NbauthError as exc:  # e.g. the renewed ID token failed validation
+            self._give_up(exc)
+            return
+        except Exception as exc:  # a timer thread must not die with a traceback
+            self._give_up(exc)
+            return
+        with self._timer_lock:
+            armed = self._timer is not None
+        if not armed:  # still fresh: another caller refreshed it, or the timer woke early
+            self._schedule_auto_refresh()
+
+    def _retry_later(self, error: ProviderError) -> None:
+        """A transient failure: try again after a pause, a bounded number of times."""
+        self.refresh_error = str(error)
+        with self._timer_lock:
+            self._retries_left -= 1
+            attempt = AUTO_REFRESH_ATTEMPTS - self._retries_left
+            exhausted = self._retries_left <= 0
+        if exhausted:
+            self._give_up(error)
+            return
+        pause = self.auto_refresh_backoff * 2 ** (attempt - 1)
+        expires_at = self.expires_at
+        if expires_at is not None and expires_at - self._clock() > 0:
+            pause = min(pause, (expires_at - self._clock()) / 2)  # the next try before expiry
+        log.info("nbauth: background token refresh failed (%s); retrying in %.1f s",
+                 type(error).__name__, pause)
+        self._schedule_auto_refresh(max(pause, _MIN_RETRY_PAUSE))
+
+    def _give_up(self, error: BaseException) -> None:
+        """Stop retrying in the background; the next token() tries again (and re-arms)."""
+        if isinstance(error, NbauthError):
+            self.refresh_error = str(error)
+        else:
+            self.refresh_error = f"unexpected {type(error).__name__}"
+        log.warning("nbauth: the access token could not be renewed in the background: %s",
+                    self.refresh_error)
+
     # -- refresh (RFC 6749 §6) --------------------------------------------------------------
     def _guarded_refresh(self) -> None:
         if self._refresh_guard is None:
             self._refresh_locked()
-            return
-        with self._refresh_guard(self):
-            self._refresh_locked()
+        else:
+            with self._refresh_guard(self):
+                self._refresh_locked()
+        with self._timer_lock:
+            self._retries_left = AUTO_REFRESH_ATTEMPTS
+        self._schedule_auto_refresh(after_refresh=True)
 
     def _refresh_locked(self) -> None:
         if not self._valid or self._refresh_token is None:
@@ -312,6 +478,7 @@ class Credentials:
 
     def clear(self, reason: str = "cleared") -> None:
         """Forget every token held here (local only; the provider is not contacted)."""
+        self.stop_auto_refresh()
         if self._valid:
             self.end_reason = reason
         self._valid = False
@@ -323,6 +490,8 @@ class Credentials:
         self._notify()
 
     def _notify(self) -> None:
+        if self._valid:  # a refresh succeeded: what failed before is over (listeners show it)
+            self.refresh_error = None
         for callback in list(self._listeners):
             try:
                 callback(self)
@@ -381,8 +550,21 @@ class Credentials:
 
     def _describe_refresh(self) -> str:
         if self.can_refresh:
-            return f"automatic (refresh token held; {self.refresh_count} refreshes so far)"
+            return (f"automatic (refresh token held; {self.refresh_count} refreshes so far"
+                    f"{self._describe_background()})")
         return "none: log in again when it expires"
+
+    def _describe_background(self) -> str:
+        """'; next in the background in 59m', and why the last background refresh failed."""
+        text = ""
+        due = self._next_refresh_at
+        if due is not None:
+            left = due - self._clock()
+            when = describe_remaining(left).removeprefix("expires ") if left > 0 else "now"
+            text += f"; next in the background {when}"
+        if self.refresh_error:
+            text += f"; the last background refresh failed: {self.refresh_error}"
+        return text
 
     def __repr__(self) -> str:
         return f"<nbauth.Credentials: {self.summary()}>"

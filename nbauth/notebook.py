@@ -1,7 +1,9 @@
 """One login as a notebook shows it: the flow, its widget, and the namespace variables.
 
 `NotebookLogin` wires `start_login` to a `LoginWidget` and to the user's namespace: it starts
-(and restarts) logins, cancels them, logs out, and keeps `access_token` current after refreshes.
+(and restarts) logins, cancels them, logs out, and keeps `access_token` current after refreshes
+— which the credentials do in the background (`Credentials.start_auto_refresh`), so a cell
+that only uses the `access_token` string never sends an expired token.
 Widget buttons may be clicked from another thread than the cell's (JupyterLab runs comm
 messages on a subshell while a cell waits), so everything here is safe to call from any thread.
 """
@@ -311,6 +313,8 @@ class NotebookLogin:
                              self.settings.session_var: credentials.session()},
                             interactive=False)
         credentials.on_change(self._on_credentials_change)
+        # Renew before expiry without anyone asking, so `access_token` itself stays usable.
+        credentials.start_auto_refresh()
         self.widget.show_credentials(credentials)
 
     def _on_credentials_change(self, credentials: Credentials) -> None:
@@ -319,5 +323,10 @@ class NotebookLogin:
         if credentials.valid:
             self.shell.push({self.settings.var: credentials.current_token}, interactive=False)
             self.widget.show_credentials(credentials)
+        elif credentials.end_reason == "refused":
+            self.widget.show_logged_out(
+                "The provider no longer accepts this login (its refresh token expired or was "
+                "revoked), so the token cannot be renewed. Click Log in to sign in again.")
         else:
-            self.widget.show_logged_out("The login has ended: run %auth0_login again.")
+            self.widget.show_logged_out("The login has ended: click Log in (or run "
+                                        "%auth0_login) to sign in again.")

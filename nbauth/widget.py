@@ -220,10 +220,14 @@ class LoginWidget(widgets.VBox):
             details += ", renews itself"
         if credentials.scopes:
             details += "; scopes: " + " ".join(credentials.scopes)
+        problem = ""
+        if credentials.refresh_error:  # the background renewal failed (a message, no secret)
+            problem = ("<br><small style='color:#9a6700'>⚠ Could not renew the token yet: "
+                       f"{escape(credentials.refresh_error)}</small>")
         self._status.value = (
             f"<span style='color:#1a7f37'>✔ Logged in as "
             f"<b>{escape(credentials.identity.label)}</b></span> "
-            f"<small>({escape(details)})</small>"
+            f"<small>({escape(details)})</small>{problem}"
         )
 
     def _start_ticker(self, seconds: float = TICK_SECONDS) -> None:

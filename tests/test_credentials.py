@@ -236,6 +236,24 @@ def test_without_expires_in_a_jwt_access_tokens_exp_sets_the_expiry():
     assert creds.state is TokenState.STALE  # so it is refreshed, instead of fresh forever
 
 
+def test_without_expires_in_the_background_refresh_is_scheduled_before_the_jwts_exp():
+    import time
+
+    from nbauth.tokens import parse_token_response
+
+    now = time.time()
+    response = parse_token_response({"access_token": jwt_access_token(exp=now + 600),
+                                     "token_type": "Bearer", "refresh_token": "rt-1"}, now=now)
+    creds = Credentials(response, identity=Identity(subject="s"), issuer="https://x.test/",
+                        client_id="c", token_endpoint="https://x.test/oauth/token")
+    creds.start_auto_refresh()
+    try:
+        due = creds.next_refresh_at
+        assert due is not None and abs(due - (now + 600 - 60)) < 5  # exp less the threshold
+    finally:
+        creds.stop_auto_refresh()
+
+
 @pytest.mark.parametrize("token", [
     "at-opaque-value",                                   # not a JWT
     "a.b.c", "....", "eyJhbGciOiJub25lIn0.W10.",          # garbage, a JSON array as claims

@@ -136,3 +136,53 @@ def test_close_racing_start_from_another_thread_never_fails():
         thread = listener._thread
         assert thread is None or not thread.is_alive()
     assert errors == []
+
+
+@pytest.mark.provider
+def test_many_logins_leave_one_refresh_timer_and_no_extra_threads(ip, provider):
+    """Each live login has at most one background-refresh timer; replaced and logged-out
+    logins cancel theirs, so threads return to the baseline (benchmarks/leakcheck.py)."""
+    import threading
+
+    magics = ip.magics_manager.registry["AuthMagics"]
+    line = (f"--domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --no-wait")
+
+    def timers():
+        return [t for t in threading.enumerate()
+                if t.name == "nbauth-auto-refresh" and t.is_alive()]
+
+    def settle(predicate, seconds=15.0):
+        deadline = time.monotonic() + seconds
+        for _ in range(int(seconds / 0.05) + 1):  # bounded by count and by time
+            if predicate() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return predicate()
+
+    def log_in():
+        with capture_output():
+            ip.run_line_magic("auth0_login", line)
+        login = magics.logins["access_token"]
+        complete_login(login.widget._url.value)
+        login.pending.wait(timeout=30)
+        assert settle(lambda: login.credentials is not None, 10)
+        return login
+
+    before = set(timers())
+    try:
+        for _ in range(2):  # warm-up: imports, pools, the first widget's threads
+            log_in()
+        baseline = threading.active_count()
+        for _ in range(15):
+            log_in()
+            assert len(set(timers()) - before) == 1
+        assert settle(lambda: threading.active_count() <= baseline), (
+            threading.active_count(), baseline, [t.name for t in threading.enumerate()])
+        with capture_output():
+            ip.run_line_magic("auth0_logout", "")
+        assert settle(lambda: not set(timers()) - before, 5)
+    finally:
+        for login in list(magics.logins.values()):
+            login.logout()
+        magics.logins.clear()

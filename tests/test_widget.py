@@ -252,3 +252,28 @@ def test_when_the_fallback_device_flow_is_refused_the_message_says_why_it_was_tr
     message = str(info.value)
     assert "NBAUTH_PUBLIC_URL" in message and "Device Code grant" in message
     assert message in magics.logins["access_token"].widget.status_text.replace("&#x27;", "'")
+
+
+def test_a_failed_background_renewal_is_shown_until_a_renewal_succeeds(ip, magics, provider):
+    import socket
+
+    login = start(ip, magics, provider)
+    complete_login(login.widget._url.value)
+    wait_for(lambda: "Logged in as" in login.widget.status_text)
+    creds, w = login.credentials, login.widget
+    endpoint = creds._token_endpoint
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        creds._token_endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}/oauth/token"
+        creds.auto_refresh_backoff = 0.05
+        creds._access.expires_at = time.time() + 30  # due for renewal now
+        creds._schedule_auto_refresh()
+        wait_for(lambda: creds.refresh_error is not None and creds._timer is None, 15)
+    w._tick()
+    assert "Could not renew the token yet" in w.status_text
+    assert "Could not connect to the provider" in w.status_text
+    assert str(creds.current_token) not in w.status_text
+    creds._token_endpoint = endpoint
+    creds.token()  # the next use renews it, and the widget says so
+    assert creds.refresh_error is None and creds.next_refresh_at is not None
+    assert "Could not renew" not in w.status_text and "Logged in as" in w.status_text
