@@ -4,6 +4,8 @@
 (and restarts) logins, cancels them, logs out, and keeps `access_token` current after refreshes
 — which the credentials do in the background (`Credentials.start_auto_refresh`), so a cell
 that only uses the `access_token` string never sends an expired token.
+It only ever removes or rebinds a namespace entry that still holds the object it put there, so
+two logins sharing a session variable cannot delete each other's.
 Widget buttons may be clicked from another thread than the cell's (JupyterLab runs comm
 messages on a subshell while a cell waits), so everything here is safe to call from any thread.
 """
@@ -14,6 +16,7 @@ import asyncio
 import os
 import sys
 import threading
+import weakref
 import webbrowser
 from typing import Any
 
@@ -46,6 +49,11 @@ def _note(message: str) -> None:
     print(f"nbauth: {message}", file=sys.stderr, flush=True)
 
 
+#: Logins holding variables in some shell's namespace (to say who owns a shared session name).
+_live_logins: weakref.WeakSet[NotebookLogin] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
 def _open_in_background(url: str) -> None:
     # webbrowser can block (it waits for $BROWSER or xdg-open); the kernel must not.
     threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
@@ -70,6 +78,8 @@ class NotebookLogin:
         self.how: str | None = None
         self._remember = settings.remember and not settings.client_credentials
         self._lock = threading.RLock()
+        #: What this login put in the namespace, by name: it removes or rebinds only those.
+        self._bound: dict[str, object] = {}
         self.widget.on_cancel(lambda: self.cancel("Login cancelled in the widget."))
         self.widget.on_logout(self._logout_from_widget)
         self.widget.on_retry(self._retry)
@@ -82,6 +92,7 @@ class NotebookLogin:
         sees what to register before anything else happens. Returns None when the login
         completed at once (a remembered login, client credentials).
         """
+        self._note_shared_session_var()
         if self.settings.client_credentials:
             self._start_machine()
             return None
@@ -261,9 +272,21 @@ class NotebookLogin:
                 end_session = credentials.end_session_url()
                 if end_session:
                     outcome += f" To end your session at the provider too, open {end_session}"
-            for name in (self.settings.var, self.settings.session_var):
-                self.shell.user_ns.pop(name, None)
-                self.shell.user_ns_hidden.pop(name, None)
+            kept = [name for name in self._bound if not self._owns(name)
+                    and name in self.shell.user_ns]
+            for name, mine in self._bound.items():
+                if self._owns(name):
+                    self.shell.user_ns.pop(name, None)
+                if self.shell.user_ns_hidden.get(name) is mine:
+                    self.shell.user_ns_hidden.pop(name, None)
+            self._bound = {}
+        with _live_lock:
+            _live_logins.discard(self)
+        if kept:
+            names = " and ".join(f"`{name}`" for name in kept)
+            outcome += (f" {names} now {'holds' if len(kept) == 1 else 'hold'} something else "
+                        "(another login's, or your own) and "
+                        f"{'was' if len(kept) == 1 else 'were'} left as is.")
         self.widget.show_logged_out(outcome)
         return outcome
 
@@ -279,6 +302,9 @@ class NotebookLogin:
                 credentials.clear()
             # The widget stays displayed (and alive) in its cell; let it hold nothing else.
             self.pending = None
+            self._bound = {}
+        with _live_lock:
+            _live_logins.discard(self)
         self.widget.show_logged_out(message)
 
     # -- internals --------------------------------------------------------------------------
@@ -308,20 +334,48 @@ class NotebookLogin:
         if replaced is not None:
             replaced.retire("Replaced by a newer login for the same variable.", keep=credentials)
         with self._lock:
+            bound = {self.settings.var: credentials.current_token,
+                     self.settings.session_var: credentials.session()}
             # interactive=False: hidden from %who/%whos (which print part of a string's value).
-            self.shell.push({self.settings.var: credentials.current_token,
-                             self.settings.session_var: credentials.session()},
-                            interactive=False)
+            self.shell.push(bound, interactive=False)
+            self._bound = dict(bound)
+        with _live_lock:
+            _live_logins.add(self)
         credentials.on_change(self._on_credentials_change)
         # Renew before expiry without anyone asking, so `access_token` itself stays usable.
         credentials.start_auto_refresh()
         self.widget.show_credentials(credentials)
 
+    def _owns(self, name: str) -> bool:
+        """Whether the namespace entry `name` is still the object this login put there."""
+        mine = self._bound.get(name)
+        return mine is not None and self.shell.user_ns.get(name) is mine
+
+    def _note_shared_session_var(self) -> None:
+        """Say so when this login is about to take a session variable another login holds."""
+        name = self.settings.session_var
+        with _live_lock:
+            others = list(_live_logins)
+        for other in others:
+            if other is self or other is self._replaces or other.shell is not self.shell:
+                continue
+            credentials = other.credentials
+            if credentials is not None and credentials.valid and other._owns(name):
+                _note(f"`{name}` holds the session of the login under `{other.settings.var}`; "
+                      f"this login (`{self.settings.var}`) will take it over. Pass "
+                      "--session-var NAME to keep both.")
+                return
+
     def _on_credentials_change(self, credentials: Credentials) -> None:
         if credentials is not self.credentials:
             return
         if credentials.valid:
-            self.shell.push({self.settings.var: credentials.current_token}, interactive=False)
+            with self._lock:
+                name = self.settings.var
+                if self._owns(name):  # not a variable the user has reassigned meanwhile
+                    token = credentials.current_token
+                    self.shell.push({name: token}, interactive=False)
+                    self._bound[name] = token
             self.widget.show_credentials(credentials)
         elif credentials.end_reason == "refused":
             self.widget.show_logged_out(

@@ -73,3 +73,59 @@ def test_two_audiences_coexist_with_their_own_widget_refresh_and_logout(ip, magi
     assert "Logged in as" in reports.widget.status_text
     assert ns["reports"].get(provider.reports_url, timeout=10).status_code == 200
     assert reports.credentials.valid and reports.credentials._refresh_token == kept_refresh
+
+
+def login_default_session(ip, magics, provider, var):
+    """A login under `var` that keeps the default session variable (auth0_session)."""
+    with capture_output() as out:
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --audience {provider.audience} --port 0 "
+                          f"--no-browser --no-wait --var {var}")
+    complete_login(magics.logins[var].widget._url.value)
+    magics.logins[var].pending.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while magics.logins[var].credentials is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert magics.logins[var].credentials is not None
+    return magics.logins[var], out.stderr
+
+
+def test_logging_out_of_one_login_keeps_the_session_variable_another_login_took_over(
+        ip, magics, provider):
+    a, note_a = login_default_session(ip, magics, provider, "a_token")
+    assert note_a == ""
+    b, note_b = login_default_session(ip, magics, provider, "b_token")
+    # b is about to take auth0_session from a: one line says so, and how to keep both
+    assert "auth0_session" in note_b and "a_token" in note_b and "--session-var" in note_b
+    assert len(note_b.strip().splitlines()) == 1
+    ns = ip.user_ns
+    assert ns["auth0_session"].credentials is b.credentials
+
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "--var a_token")
+    assert "a_token" not in ns
+    assert ns["auth0_session"].credentials is b.credentials  # b's session is still there
+    assert ns["auth0_session"].get(provider.api_url, timeout=10).status_code == 200
+    assert "`auth0_session` now holds something else" in out.stdout
+    assert bearer(provider.api_url, ns["b_token"]).status_code == 200
+
+    with capture_output():
+        ip.run_line_magic("auth0_logout", "--var b_token")
+    assert "b_token" not in ns and "auth0_session" not in ns
+
+
+def test_logout_leaves_a_token_variable_the_user_reassigned(ip, magics, provider):
+    login, _ = login_default_session(ip, magics, provider, "c_token")
+    ip.run_cell("c_token = 'my own value'")
+    login.credentials.refresh()  # a refresh does not overwrite it either
+    assert ip.user_ns["c_token"] == "my own value"
+    with capture_output():
+        ip.run_line_magic("auth0_logout", "--var c_token")
+    assert ip.user_ns.pop("c_token") == "my own value"
+    assert "auth0_session" not in ip.user_ns  # that one was still this login's: removed
+
+
+def test_no_note_when_a_newer_login_replaces_its_own_variable(ip, magics, provider):
+    login_default_session(ip, magics, provider, "d_token")
+    _, note = login_default_session(ip, magics, provider, "d_token")
+    assert note == ""
