@@ -227,6 +227,27 @@ def test_S32_unknown_token_type_is_refused_and_nothing_is_stored(token_type):
     assert "at-" not in str(info.value)
 
 
+@pytest.mark.parametrize("granted,shown", [
+    ("openid email", ("openid", "email")),  # narrower than asked: the granted one is shown
+    (None, ("openid", "profile", "email", "offline_access")),  # omitted: as requested (§5.1)
+])
+def test_S32_the_granted_scope_is_what_nbauth_reports(granted, shown):
+    """RFC 6749 §5.1: `scope` is required in the response only when it differs from the
+    request. nbauth reports the scope the provider granted (or, when it says none, the one
+    requested) — in `Credentials.scopes`, its summary (the widget) and `%auth0_token` — and
+    prints no separate warning (SECURITY.md, S-32)."""
+    def answer(form, p):
+        extra = {} if granted is None else {"scope": granted}
+        token = p.id_token(p.nonce_for(form["code"]))
+        return 200, {"Content-Type": "application/json"}, body_with_id_token(token, **extra)
+
+    with ScriptedProvider(token_answers=[answer]) as p:
+        credentials = run_login(p)
+    assert credentials.scopes == shown
+    assert f"scopes {' '.join(shown)}" in credentials.summary()
+    assert credentials.describe()["scopes"] == " ".join(shown)
+
+
 # -- E. ID tokens --------------------------------------------------------------------------
 def _now() -> float:
     return time.time()
