@@ -181,6 +181,9 @@ def parse_token_response(
     token_type = body.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         shown = token_type if isinstance(token_type, str) and len(token_type) < 40 else "(missing)"
+        tokens = (access_token, body.get("refresh_token"), body.get("id_token"))
+        if any(isinstance(token, str) and token and token in shown for token in tokens):
+            shown = "(withheld: it repeats a token from the same answer)"  # never echo a token
         raise ProviderError(
             f"The provider's token response has token_type {shown!r}; nbauth only uses Bearer "
             "tokens (RFC 6750)."

@@ -299,6 +299,20 @@ def test_a_clock_behind_the_providers_does_not_push_the_expiry_past_the_tokens_l
     assert ahead.expires_at == 2300.0  # the exp by the provider's clock, sooner is safe
 
 
+def test_a_token_type_that_repeats_a_token_is_not_echoed():
+    from nbauth.errors import ProviderError
+    from nbauth.tokens import parse_token_response
+
+    token = "0" * 20  # the example Hypothesis found (tests/security/test_properties.py)
+    for body in ({"access_token": token, "token_type": token},
+                 {"access_token": "at", "refresh_token": token, "token_type": token + "x"}):
+        with pytest.raises(ProviderError, match="withheld") as info:
+            parse_token_response(body, now=0)
+        assert token not in str(info.value) + repr(info.value)
+    with pytest.raises(ProviderError, match="'mac'"):
+        parse_token_response({"access_token": "at-1", "token_type": "mac"}, now=0)
+
+
 # -- where to end the browser session at the provider ---------------------------------------
 def logout_url(issuer, end_session_endpoint=None):
     response = TokenResponse(access_token="at-1", token_type="Bearer", expires_at=None,
