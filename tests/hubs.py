@@ -379,6 +379,9 @@ def running_hub(base_dir: Path, *, environment: Mapping[str, str] | None = None,
             continue  # most likely a port was taken: try others
         try:
             yield hub
+        except BaseException:
+            print(f"--- hub log {log_path} (tail) ---\n{hub.log_tail()}")  # shown on failure
+            raise
         finally:
             _stop(process)
         return
