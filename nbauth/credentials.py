@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .httpxauth import HttpxBearerAuth
 
 __all__ = ["AUTO_REFRESH_ATTEMPTS", "AUTO_REFRESH_BACKOFF", "BearerAuth", "BearerSession",
-           "Credentials", "Identity"]
+           "Credentials", "Identity", "revoke_refresh_token"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,27 @@ class Identity:
             return f"{self.name} <{self.email}>"
         return self.name or self.email or self.subject or "unknown user"
 
+
+
+def revoke_refresh_token(client: ProviderClient, endpoint: str | None, client_id: str,
+                         refresh_token: str) -> str:
+    """Revoke a public client's refresh token (RFC 7009 §2.1); say what happened, in words.
+
+    Never raises: local state is cleared whatever the provider answers.
+    """
+    if endpoint is None:
+        return ("The provider advertises no revocation endpoint: the refresh token was "
+                "forgotten here but not revoked.")
+    try:
+        client.post_form(endpoint, {
+            "token": refresh_token,
+            "token_type_hint": "refresh_token",
+            "client_id": client_id,
+        }, what="revocation", expect_json=False)
+    except NbauthError as exc:
+        return (f"Warning: the refresh token could not be revoked at the provider ({exc}); "
+                "it was forgotten here.")
+    return "The refresh token was revoked at the provider."
 
 class Credentials:
     """Tokens from one login, renewing themselves with the refresh token when one was granted."""
@@ -451,20 +472,8 @@ class Credentials:
 
     def revoke_refresh_token(self, refresh_token: str) -> str:
         """Revoke a refresh token of this client at the provider (RFC 7009); say what happened."""
-        endpoint = self._revocation_endpoint
-        if endpoint is None:
-            return ("The provider advertises no revocation endpoint: the refresh token was "
-                    "forgotten here but not revoked.")
-        try:
-            self._client.post_form(endpoint, {
-                "token": refresh_token,
-                "token_type_hint": "refresh_token",
-                "client_id": self.client_id,
-            }, what="revocation", expect_json=False)
-        except NbauthError as exc:
-            return (f"Warning: the refresh token could not be revoked at the provider ({exc}); "
-                    "it was forgotten here.")
-        return "The refresh token was revoked at the provider."
+        return revoke_refresh_token(self._client, self._revocation_endpoint, self.client_id,
+                                    refresh_token)
 
     def end_session_url(self) -> str | None:
         """Where to end the browser session at the provider (RP-initiated logout), if known:

@@ -184,18 +184,39 @@ class AuthMagics(Magics):
 
     @magic_arguments()
     @argument("--var", help="Variable of the login to end (default access_token).")
+    @argument("--domain", help="With no login in this kernel: the domain of a remembered "
+              "login to revoke and forget [AUTH0_DOMAIN].")
+    @argument("--client-id", dest="client_id", help="… its client id [AUTH0_CLIENT_ID].")
+    @argument("--audience", help="… its audience [AUTH0_AUDIENCE].")
+    @argument("--scope", nargs="+", help="… its scopes (default: the login default).")
     @line_magic
     def auth0_logout(self, line: str = "") -> None:
-        """Forget the login: remove its namespace variables and clear its widget."""
+        """Forget the login: revoke its refresh token, remove its namespace variables and
+        clear its widget. In a kernel that holds no login (after a restart), revoke and
+        forget a login remembered with --remember for the configured settings."""
         args = parse_line(self.auth0_logout, line)
         var = args.var or self.config_defaults.var
         login = self.logins.pop(var, None)
-        if login is None:
-            print(f"No login is stored under `{var}`.")
+        if login is not None:
+            print(login.logout())
             return None
-        outcome = login.logout()
-        print(f"`{var}` and `{login.settings.session_var}` were removed. {outcome}")
+        print(self._forget_remembered(args, var))
         return None
+
+    def _forget_remembered(self, args: Any, var: str) -> str:
+        nothing = f"No login is held under {var} in this kernel"
+        try:
+            settings = LoginSettings.resolve(self.config_defaults, {
+                "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
+                "scope": None if args.scope is None else " ".join(args.scope)})
+        except ConfigurationError:
+            return f"{nothing}."  # no settings to look a remembered login up by
+        from .remember import forget_remembered_login
+
+        outcome = forget_remembered_login(settings.domain, settings.client_id,
+                                          audience=settings.audience, scope=settings.scope)
+        return (f"{nothing}. {outcome}" if outcome
+                else f"{nothing}, and none is remembered for {settings.domain}.")
 
     @magic_arguments()
     @argument("--var", help="Variable of the login to describe (default access_token).")

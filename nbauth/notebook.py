@@ -274,14 +274,18 @@ class NotebookLogin:
                     outcome += f" To end your session at the provider too, open {end_session}"
             kept = [name for name in self._bound if not self._owns(name)
                     and name in self.shell.user_ns]
+            removed = []
             for name, mine in self._bound.items():
                 if self._owns(name):
                     self.shell.user_ns.pop(name, None)
+                    removed.append(name)
                 if self.shell.user_ns_hidden.get(name) is mine:
                     self.shell.user_ns_hidden.pop(name, None)
             self._bound = {}
         with _live_lock:
             _live_logins.discard(self)
+        if removed:
+            outcome += f" Removed {' and '.join(removed)}."
         if kept:
             names = " and ".join(f"`{name}`" for name in kept)
             outcome += (f" {names} now {'holds' if len(kept) == 1 else 'hold'} something else "

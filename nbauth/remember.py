@@ -22,17 +22,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from .authorize import normalize_scope
-from .credentials import Credentials, Identity
-from .discovery import discover, issuer_from_domain
-from .errors import InvalidGrantError, NbauthError, NbauthWarning, TokenStoreError
+from .credentials import Credentials, Identity, revoke_refresh_token
+from .discovery import ProviderMetadata, discover, issuer_from_domain
+from .errors import (
+    InvalidGrantError,
+    NbauthError,
+    NbauthWarning,
+    ProviderError,
+    TokenStoreError,
+)
 from .flow import _jwks_for
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
 from .tokens import Clock, TokenResponse, parse_token_response
 from .tokenstore import RememberedEntry, StoreKey, TokenStore, default_store
 
-__all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "forget_remembered", "keep_remembered",
-           "remember_refusal", "resume_login", "shared_host"]
+__all__ = ["ALLOW_ON_SHARED_HOSTS_ENV", "forget_remembered", "forget_remembered_login",
+           "keep_remembered", "remember_refusal", "resume_login", "shared_host"]
 
 #: Set to 1 (e.g. in JupyterHub's Spawner.environment) to allow --remember on a shared host.
 ALLOW_ON_SHARED_HOSTS_ENV = "NBAUTH_ALLOW_REMEMBER_ON_SHARED_HOSTS"
@@ -252,7 +258,37 @@ def forget_remembered(credentials: Credentials, *, scope: str,
     Returns what happened, in words, or None when nothing was remembered.
     """
     key = _store_key(credentials.issuer, credentials.client_id, credentials.audience, scope)
-    store = store or default_store()
+    token = _take(store or default_store(), key)
+    if token is None:
+        return None
+    return f"A remembered login was forgotten too. {credentials.revoke_refresh_token(token)}"
+
+
+def forget_remembered_login(domain: str, client_id: str, *, audience: str | None, scope: str,
+                            store: TokenStore | None = None,
+                            client: ProviderClient | None = None) -> str | None:
+    """Revoke and delete the login remembered for these settings (a kernel that never logged
+    in, e.g. after a restart); None when nothing was remembered."""
+    client = client or ProviderClient()
+    issuer = issuer_from_domain(domain)
+    try:
+        metadata: ProviderMetadata | None = discover(issuer, client)
+    except ProviderError as exc:  # forget it here all the same; say it was not revoked
+        metadata, unreachable = None, exc
+    key = _store_key(metadata.issuer if metadata else issuer, client_id, audience, scope)
+    token = _take(store or default_store(), key)
+    if token is None:
+        return None
+    if metadata is None:
+        return ("The remembered login was forgotten here, but not revoked at the provider "
+                f"({unreachable}).")
+    outcome = revoke_refresh_token(client, metadata.revocation_endpoint, client_id, token)
+    return f"The remembered login was forgotten. {outcome}"
+
+
+def _take(store: TokenStore, key: StoreKey) -> str | None:
+    """Delete the entry for `key` and return its refresh token (None if there was none, or
+    the store is unsafe: an unsafe store was never used, so nothing of ours is in it)."""
     try:
         with store.lock(key):
             entry = _load(store, key, lambda message: None)
@@ -260,6 +296,5 @@ def forget_remembered(credentials: Credentials, *, scope: str,
                 return None
             store.delete(key)
     except (OSError, NbauthError):
-        return None  # an unsafe store was never used; nothing of ours to forget
-    outcome = credentials.revoke_refresh_token(entry.refresh_token)
-    return f"A remembered login was forgotten too. {outcome}"
+        return None
+    return entry.refresh_token

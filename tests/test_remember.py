@@ -488,3 +488,36 @@ def test_a_scope_remembered_without_openid_is_the_same_login_as_with_it(provider
                           open_browser=opened.append, remember=True)
     assert opened == [] and call_api(provider, second) == 200
     second.logout()
+
+
+@pytest_provider
+def test_logout_in_a_kernel_that_never_logged_in_revokes_the_remembered_login(
+        ip, provider, browser, monkeypatch):
+    """After a kernel restart, %auth0_logout needs no login first to end a remembered one."""
+    from IPython.utils.capture import capture_output
+
+    earlier, _, _ = browser_login(provider, browser)
+    remembered = earlier._refresh_token
+    earlier.clear()  # that kernel ended
+    monkeypatch.setenv("AUTH0_DOMAIN", provider.issuer)
+    monkeypatch.setenv("AUTH0_CLIENT_ID", provider.client_id)
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", f"--audience {provider.audience}")
+    assert "The remembered login was forgotten. The refresh token was revoked" in out.stdout
+    assert remembered not in out.stdout
+    assert stored_token(provider) is None and refused(provider, remembered)
+    with capture_output() as again:
+        ip.run_line_magic("auth0_logout", f"--audience {provider.audience}")
+    assert "none is remembered" in again.stdout
+
+
+def test_logout_forgets_a_remembered_login_even_when_the_provider_is_unreachable():
+    dead = "http://127.0.0.1:9/"  # discard port: nothing answers there
+    key = StoreKey(dead, "client", None, "openid profile email offline_access")
+    FileStore().save(key, RememberedEntry("rt-remembered-secret", "auth0|demo", None, None))
+    outcome = remember.forget_remembered_login(
+        dead, "client", audience=None, scope="profile email offline_access",
+        client=nbauth.http.ProviderClient(timeout=(0.5, 0.5)))
+    assert outcome is not None and "forgotten here, but not revoked" in outcome
+    assert "rt-remembered-secret" not in outcome
+    assert FileStore().load(key) is None
