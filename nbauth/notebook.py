@@ -222,8 +222,9 @@ class NotebookLogin:
         try:
             return pending.wait()
         except KeyboardInterrupt:
+            # As in wait_async: one line in nbauth's words, not a traceback through its frames.
             self.widget.show_error("Login cancelled: the kernel was interrupted.")
-            raise
+            raise LoginCancelledError("The login was interrupted (kernel interrupt).") from None
 
     async def wait_async(self) -> Credentials:
         """Await the pending login; widget messages (Cancel) are handled meanwhile."""
