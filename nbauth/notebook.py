@@ -120,6 +120,10 @@ class NotebookLogin:
             self.pending = pending
         note = (f"({route.reason}; this login waits up to {pending.timeout / 60:g} min)"
                 if route.mode == "jupyter" else f"(callback {pending.redirect_uri})")
+        # The provider shows these mistakes on its own page and never calls back (RFC 6749
+        # §4.1.2.1): only the words here can tell the user what to check.
+        note += (" If the provider shows an error page instead of its sign-in, check the "
+                 "client id and that this callback URL is registered for the application.")
         if not self.cancel_while_waiting:
             note += " To cancel, interrupt the kernel."
         self.widget.show_pending(pending.start_url, note=note,

@@ -9,6 +9,7 @@ import pickle
 import time
 
 import pytest
+import requests
 from IPython.utils.capture import capture_output
 from scripted_user import complete_login
 
@@ -217,3 +218,19 @@ def test_a_secret_typed_on_the_line_is_never_repeated(ip, line):
     assert result.error_in_exec is not None
     assert "AUTH0_CLIENT_SECRET" in error
     assert "s3cr3t-value" not in error + out.stdout + out.stderr
+
+
+def test_waiting_widget_says_what_to_check_when_the_provider_shows_an_error_page(
+        ip, magics, provider):
+    """A wrong client id never comes back to the listener (the provider may not redirect to an
+    unverified callback), so the waiting line itself names what to check."""
+    with capture_output():
+        ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id nbauth-dmeo "
+                          "--port 0 --no-browser --no-wait")
+    login = magics.logins["access_token"]
+    page = requests.get(login.widget._url.value, timeout=10)
+    assert "client" in page.text.lower() and "invalid" in page.text.lower()  # the provider's own
+    status = login.widget.status_text
+    assert "Waiting for you to log in" in status
+    assert "check the client id" in status and login.pending.redirect_uri in status
+    login.cancel()
