@@ -262,8 +262,27 @@ class NotebookLogin:
         elif pending is not None and not pending.done():
             pending._supersede()
 
+    def _earlier_credentials(self) -> Credentials | None:
+        """The live credentials of the login this one would replace (it keeps the variables
+        until this one succeeds)."""
+        earlier = self._replaces
+        credentials = None if earlier is None else earlier.credentials
+        return credentials if credentials is not None and credentials.valid else None
+
     def logout(self) -> str:
-        """Revoke and forget the credentials, remove the namespace variables; say what happened."""
+        """Revoke and forget the credentials, remove the namespace variables; say what happened.
+
+        An earlier login for the same variable, which keeps the variables until this one
+        succeeds (a re-run that failed or is still waiting), ends too.
+        """
+        earlier, self._replaces = self._replaces, None
+        outcome = self._logout_here()
+        if earlier is not None and earlier.credentials is not None:
+            outcome = earlier.logout()  # this one never logged in: the earlier one's words
+            self.widget.show_logged_out(outcome)
+        return outcome
+
+    def _logout_here(self) -> str:
         with self._lock:
             self.cancel("Logged out before the login finished.")
             credentials, self.credentials = self.credentials, None
@@ -289,8 +308,9 @@ class NotebookLogin:
             self._bound = {}
         with _live_lock:
             _live_logins.discard(self)
-        if removed:
-            outcome += f" Removed {' and '.join(removed)}."
+        if removed:  # said first: what the user's namespace lost
+            outcome = outcome.replace(
+                "Logged out.", f"Logged out. Removed {' and '.join(removed)}.", 1)
         if kept:
             names = " and ".join(f"`{name}`" for name in kept)
             outcome += (f" {names} now {'holds' if len(kept) == 1 else 'hold'} something else "
@@ -326,7 +346,13 @@ class NotebookLogin:
     def _on_status(self, pending: PendingLogin, status: Status) -> None:
         if pending is not self.pending:
             return  # an older attempt: a newer one owns the widget now
-        self.widget.update(status)
+        earlier = self._earlier_credentials()
+        if status.phase == Status.FAILED and earlier is not None:
+            self.widget.show_error(
+                f"{status.message} Your earlier login as {earlier.identity.label} still holds "
+                f"{self.settings.var}; Log out ends it.", can_log_out=True)
+        else:
+            self.widget.update(status)
         credentials = pending.result()
         if status.phase == Status.SUCCEEDED and credentials is not None:
             self._install(credentials)

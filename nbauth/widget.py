@@ -172,11 +172,12 @@ class LoginWidget(widgets.VBox):
         self._render_credentials()
         self._start_ticker()
 
-    def show_error(self, message: str) -> None:
-        """The failure in words, and the Log in button to try again."""
+    def show_error(self, message: str, *, can_log_out: bool = False) -> None:
+        """The failure in words, and the Log in button to try again (and Log out, when an
+        earlier login still holds the variables)."""
         self._stop_ticker()
         self._device = None
-        self._show(link=False, retry=True, cancel=False, logout=False)
+        self._show(link=False, retry=True, cancel=False, logout=can_log_out)
         self._set_status(message, error=True)
 
     def show_logged_out(self, message: str = "Logged out.") -> None:

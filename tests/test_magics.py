@@ -234,3 +234,31 @@ def test_waiting_widget_says_what_to_check_when_the_provider_shows_an_error_page
     assert "Waiting for you to log in" in status
     assert "check the client id" in status and login.pending.redirect_uri in status
     login.cancel()
+
+
+def test_a_failed_rerun_keeps_the_earlier_login_and_logout_ends_it(ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    earlier = magics.logins["access_token"].credentials
+    refresh_token = earlier._refresh_token
+    with capture_output():
+        ip.run_line_magic(
+            "auth0_login", f"--domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --no-wait")
+    rerun = magics.logins["access_token"]
+    complete_login(rerun.widget._url.value, decision="deny")
+    deadline = time.monotonic() + 10
+    while "denied" not in rerun.widget.status_text.lower() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = rerun.widget.status_text
+    assert "earlier login as Demo User" in status and "still holds access_token" in status
+    assert rerun.widget._logout.layout.display != "none"  # Log out is offered
+    assert requests.get(provider.api_url, timeout=10, headers={
+        "Authorization": f"Bearer {ip.user_ns['access_token']}"}).status_code == 200
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "")
+    assert "revoked at the provider" in out.stdout
+    assert "access_token" not in ip.user_ns and "auth0_session" not in ip.user_ns
+    answer = requests.post(provider.issuer + "oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+        "client_id": provider.client_id})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
