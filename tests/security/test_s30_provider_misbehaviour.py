@@ -129,16 +129,22 @@ def test_S23_a_callback_delivered_twice_at_once_is_exchanged_once():
         pending = nbauth.start_login(p.issuer, p.client_id, port=0, timeout=20)
         redirect = authorize_redirect(pending)
         statuses: list[int] = []
-        threads = [threading.Thread(target=lambda: statuses.append(
-            requests.get(redirect, timeout=10).status_code)) for _ in range(4)]
+
+        def deliver() -> None:
+            try:
+                statuses.append(requests.get(redirect, timeout=10).status_code)
+            except requests.ConnectionError:
+                statuses.append(0)  # arrived after the listener closed: nothing listens
+
+        threads = [threading.Thread(target=deliver) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(15)
         assert pending.wait(10).identity.subject == "scripted|1"
         assert len(p.calls(TOKEN)) == 1
-        assert sorted(statuses)[0] == 200 and all(s in (200, 409, 410) or s >= 400
-                                                   for s in statuses)
+        assert len(statuses) == 4
+        assert all(s in (0, 200, 409, 410) or s >= 400 for s in statuses)
         assert statuses.count(200) == 1
 
 
