@@ -118,8 +118,13 @@ class Identity:
 
 
 
+#: The longest 503 Retry-After (seconds) a logout waits out before revoking again.
+REVOKE_RETRY_LIMIT = 5
+
+
 def revoke_refresh_token(client: ProviderClient, endpoint: str | None, client_id: str,
-                         refresh_token: str) -> str:
+                         refresh_token: str, *, sleep: Callable[[float], None] = time.sleep
+                         ) -> str:
     """Revoke a public client's refresh token (RFC 7009 §2.1); say what happened, in words.
 
     Never raises: local state is cleared whatever the provider answers.
@@ -127,15 +132,25 @@ def revoke_refresh_token(client: ProviderClient, endpoint: str | None, client_id
     if endpoint is None:
         return ("The provider advertises no revocation endpoint: the refresh token was "
                 "forgotten here but not revoked.")
+    form = {"token": refresh_token, "token_type_hint": "refresh_token", "client_id": client_id}
     try:
-        client.post_form(endpoint, {
-            "token": refresh_token,
-            "token_type_hint": "refresh_token",
-            "client_id": client_id,
-        }, what="revocation", expect_json=False)
+        try:
+            client.post_form(endpoint, form, what="revocation", expect_json=False)
+        except ProviderError as exc:
+            # RFC 7009 §2.2.1: a 503 may say when to retry. Wait once, if the wait is short
+            # enough for a logout to bear; a longer one is reported.
+            if exc.status != 503 or exc.retry_after is None or \
+                    exc.retry_after > REVOKE_RETRY_LIMIT:
+                raise
+            sleep(exc.retry_after)
+            client.post_form(endpoint, form, what="revocation", expect_json=False)
     except NbauthError as exc:
-        return (f"Warning: the refresh token could not be revoked at the provider ({exc}); "
-                "it was forgotten here.")
+        later = (f" The provider asked to retry in {exc.retry_after} s."
+                 if isinstance(exc, ProviderError) and exc.retry_after else "")
+        reason = str(exc).replace(" It may be down or overloaded: try again in a moment.", "")
+        return (f"Warning: the refresh token could not be revoked at the provider ({reason})."
+                f"{later} It was forgotten here, so it stays valid at the provider until it "
+                "expires.")
     return "The refresh token was revoked at the provider."
 
 class Credentials:
@@ -175,6 +190,7 @@ class Credentials:
         self._listeners: list[Callable[[Credentials], None]] = []
         self._refresh_guard: Callable[[Credentials], AbstractContextManager[object]] | None = None
         self._scope = response.scope or requested_scope
+        self._requested_scope = requested_scope
         self._refresh_token = response.refresh_token
         self._access = AccessToken(response.access_token, response.expires_at, clock)
         self._lifetime = self._lifetime_of(response)
@@ -541,6 +557,21 @@ class Credentials:
         parts.append(describe_remaining(remaining))
         parts.append("auto-refresh on" if self.can_refresh else "no refresh token")
         return ", ".join(parts)
+
+    def scope_shortfall(self) -> str | None:
+        """In words, what was asked for and not granted (RFC 6749 §3.3: the provider may grant
+        less and says so in the token response's scope), or None."""
+        requested = (self._requested_scope or "").split()
+        missing = [scope for scope in requested if scope not in self.scopes]
+        notes = []
+        if "offline_access" in requested and not self._renewable():
+            notes.append("No refresh token was granted (offline_access), so this login ends "
+                         "when its access token expires. At Auth0, enable Allow Offline Access "
+                         "in the API's settings.")
+            missing = [scope for scope in missing if scope != "offline_access"]
+        if missing:
+            notes.append(f"The provider did not grant {', '.join(missing)}.")
+        return " ".join(notes) or None
 
     def describe(self) -> dict[str, str]:
         """What %auth0_token shows: facts about the login, never a token value."""

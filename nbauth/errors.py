@@ -99,9 +99,12 @@ class LoopbackBindError(NbauthError):
 class ProviderError(NbauthError):
     """The provider could not be reached, or its answer was not a usable OAuth response."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        #: Seconds the provider asked us to wait before trying again (429/503 Retry-After).
+        self.retry_after = retry_after
 
 
 class ProviderUnreachableError(ProviderError):

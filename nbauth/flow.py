@@ -521,6 +521,9 @@ def login(
     elif open_browser:
         webbrowser.open(pending.start_url, new=2)
     credentials = pending.wait()
+    shortfall = credentials.scope_shortfall()
+    if shortfall:
+        warnings.warn(shortfall, NbauthWarning, stacklevel=3)
     if remember:
         keep_remembered(credentials, scope=scope)
     return credentials

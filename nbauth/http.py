@@ -198,7 +198,7 @@ class ProviderClient:
             raise ProviderError(
                 f"The provider is rate limiting nbauth's {what} requests (HTTP 429). Try again "
                 + (f"in {wait} s." if wait is not None else "in a minute."),
-                status=status,
+                status=status, retry_after=wait,
             )
         if status >= 400 or 300 <= status < 400:
             kind = "a redirect" if status < 400 else "an error"
@@ -207,7 +207,7 @@ class ProviderClient:
                 f"{', ' + _content_kind(response) if body is None else ''}). "
                 + ("It may be down or overloaded: try again in a moment."
                    if status >= 500 else "Check the domain and client settings."),
-                status=status,
+                status=status, retry_after=_retry_after(response) if status == 503 else None,
             )
         if not isinstance(body, dict):
             raise ProviderError(

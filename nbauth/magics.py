@@ -181,6 +181,9 @@ class AuthMagics(Magics):
         how = f" ({login.how})" if login.how else ""
         print(f"Logged in as {credentials.identity.label}{how}. "
               f"{login.settings.var} and {login.settings.session_var} are ready.")
+        shortfall = credentials.scope_shortfall()
+        if shortfall:
+            print(f"Note: {shortfall}")
 
     @magic_arguments()
     @argument("--var", help="Variable of the login to end (default access_token).")

@@ -345,3 +345,23 @@ def test_an_advertised_end_session_endpoint_wins():
 ])
 def test_other_providers_without_end_session_endpoint_get_no_logout_url(issuer):
     assert logout_url(issuer) is None
+
+
+@pytest.mark.parametrize("granted,refresh_token,expected", [
+    ("openid profile email offline_access", "rt", None),
+    ("openid profile email", None, "No refresh token was granted (offline_access)"),
+    ("openid email offline_access", "rt", "The provider did not grant profile."),
+    (None, "rt", None),  # no scope in the answer: what was asked was granted (RFC 6749 §5.1)
+])
+def test_scope_shortfall_says_what_was_asked_for_and_not_granted(granted, refresh_token,
+                                                                 expected):
+    response = TokenResponse(access_token="at-1", token_type="Bearer", expires_at=None,
+                             scope=granted, refresh_token=refresh_token)
+    creds = Credentials(response, identity=Identity(subject="s"), issuer="https://t/",
+                        client_id="c", token_endpoint="https://t/oauth/token",
+                        requested_scope="openid profile email offline_access")
+    shortfall = creds.scope_shortfall()
+    if expected is None:
+        assert shortfall is None
+    else:
+        assert expected in shortfall and "rt" not in shortfall.replace("grant", "")

@@ -262,3 +262,26 @@ def test_a_failed_rerun_keeps_the_earlier_login_and_logout_ends_it(ip, magics, p
         "grant_type": "refresh_token", "refresh_token": refresh_token,
         "client_id": provider.client_id})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_a_scope_the_provider_did_not_grant_is_named_after_the_login(ip, magics, provider):
+    with capture_output() as out:
+        ip.run_line_magic(
+            "auth0_login", f"--domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --no-wait "
+            "--scope openid email offline_access")
+    login = magics.logins["access_token"]
+    complete_login(login.widget._url.value)
+    with capture_output() as out:
+        magics._report(login, login.pending.wait(timeout=30))
+    assert "Note:" not in out.stdout  # everything asked for was granted
+    with capture_output():
+        ip.run_line_magic(
+            "auth0_login", f"--domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --no-wait "
+            "--scope openid email offline_access write:everything")
+    login = magics.logins["access_token"]
+    complete_login(login.widget._url.value)
+    with capture_output() as out:
+        magics._report(login, login.pending.wait(timeout=30))
+    assert "Note: The provider did not grant write:everything." in out.stdout
