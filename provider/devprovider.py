@@ -333,7 +333,7 @@ def running_provider(
     keep_path = str(log_path) if log_path is not None else os.environ.get("NBAUTH_PROVIDER_LOG")
     if keep_path:
         path = keep_path
-        log_file: IO[bytes] = open(keep_path, "ab")  # noqa: SIM115 - closed below
+        log_file: IO[bytes] = open(keep_path, "ab")  # closed below
     else:
         fd, path = tempfile.mkstemp(prefix="nbauth-provider-", suffix=".log")
         log_file = os.fdopen(fd, "wb")

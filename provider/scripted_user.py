@@ -494,8 +494,8 @@ def _silence_std_streams() -> None:
         os.close(devnull)
     except OSError:
         pass
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    sys.stdout = open(os.devnull, "w")
+    sys.stderr = open(os.devnull, "w")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -515,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             password=os.environ.get("NBAUTH_SCRIPTED_PASSWORD") or DEFAULT_PASSWORD,
             decision=os.environ.get("NBAUTH_SCRIPTED_DECISION") or "allow",
         )
-    except Exception as exc:  # noqa: BLE001 - all goes to the log, nothing to the console
+    except Exception as exc:  # all goes to the log, nothing to the console
         _log_failure(f"{type(exc).__name__}: {exc}")
         return 1
     return 0

@@ -75,7 +75,7 @@ class ScriptedBrowser:
         def run() -> None:
             try:
                 self.pages.append(complete_login(url, **options))  # type: ignore[arg-type]
-            except BaseException as exc:  # noqa: BLE001 - reported by join()
+            except BaseException as exc:  # reported by join()
                 self.errors.append(exc)
 
         thread = threading.Thread(target=run, name="scripted-browser", daemon=True)

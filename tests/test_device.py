@@ -494,7 +494,7 @@ def approve_in_thread(url: str, user_code: str | None, **options) -> tuple[threa
     def run() -> None:
         try:
             outcome.append(complete_device_login(url, user_code, **options))
-        except BaseException as exc:  # noqa: BLE001 - asserted by the test
+        except BaseException as exc:  # asserted by the test
             outcome.append(exc)
 
     thread = threading.Thread(target=run, name="scripted-device-user", daemon=True)

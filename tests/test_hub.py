@@ -77,7 +77,7 @@ def sign_in_together(logins: dict[str, tuple[str, requests.Session]]
                                              follow_callback=False, timeout=60)
             page = browser.get(callbacks[user], timeout=60)
             pages[user] = f"{page.status_code} {page.url}\n{page.text}"
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=sign_in, args=(user,)) for user in logins]

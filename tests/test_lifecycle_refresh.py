@@ -101,7 +101,7 @@ def test_twenty_threads_at_expiry_cause_exactly_one_refresh(short_provider, brow
         try:
             barrier.wait(timeout=10)
             results.append(str(creds.token()))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=ask) for _ in range(20)]

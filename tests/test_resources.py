@@ -120,7 +120,7 @@ def test_close_racing_start_from_another_thread_never_fails():
     def start(listener: CallbackListener) -> None:
         try:
             listener.start(lambda params: Reply(200, "ok", "ok"))
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:  # collected for the assertion
             errors.append(exc)
 
     deadline = time.monotonic() + 20

@@ -141,5 +141,5 @@ def _photograph_tabs(ctx: BrowserContext, request: pytest.FixtureRequest) -> Non
         try:
             page.screenshot(path=str(failures / f"{_safe(request.node.name)}-tab{i}.png"),
                             full_page=True, timeout=10_000)
-        except Exception as exc:  # noqa: BLE001 - never hides the test's own failure
+        except Exception as exc:  # never hides the test's own failure
             print(f"could not photograph tab {i}: {exc}")

@@ -25,7 +25,7 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 KERNEL_TIMEOUT = 60_000  # ms: kernel start, plus a busy 2-core machine
 UI_TIMEOUT = 30_000  # ms: page loads, widget rendering, provider pages
 DEMO_USER = "demo@example.com"
-DEMO_PASSWORD = "nbauth-demo"  # noqa: S105 - the bundled provider's published demo password
+DEMO_PASSWORD = "nbauth-demo"  # the bundled provider's published demo password
 
 
 # -- notebooks ------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ pytestmark = [
 
 USER = "carol"  # in chromium; signs in at the provider as the demo user
 OTHER, OTHER_ACCOUNT = "alice", "alice@example.com"  # at the same time, scripted
-HUB_PASSWORD = "nbauth-hub-test"  # noqa: S105 - DummyAuthenticator's test password
+HUB_PASSWORD = "nbauth-hub-test"  # DummyAuthenticator's test password
 
 
 @dataclass
@@ -108,7 +108,7 @@ class OtherUser(threading.Thread):
                                            timeout=60)
             page = self.browser.get(self.callback, timeout=60)
             self.page = f"{page.status_code} {page.url}\n{page.text}"
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             self.error = exc
 
 
