@@ -7,9 +7,11 @@
   JupyterHub the redirect URI is the hub-wide ``{hub}/hub/user-redirect/nbauth/callback``.
 - ``device``: nothing can call back (RFC 8628); the user types a code at the provider.
 
-``auto`` picks loopback locally; in a JupyterHub session it picks ``jupyter`` when the server
-extension runs and the hub's public address is configured, and the device flow otherwise,
-saying why. The public address comes only from configuration (NBAUTH_PUBLIC_URL,
+``auto`` picks loopback locally — unless the Jupyter server that started the kernel listens on
+a non-loopback address (``--ip=0.0.0.0``, as Docker images do), where the browser is likely
+elsewhere: then the device flow, saying why; in a JupyterHub session it picks ``jupyter`` when
+the server extension runs and the hub's public address is configured, and the device flow
+otherwise, saying why. The public address comes only from configuration (NBAUTH_PUBLIC_URL,
 ``c.NbauthConfig.public_url``, or the hub's own JUPYTERHUB_PUBLIC_HUB_URL) — never from request
 headers, which whoever sends the request controls (RFC 9700 §4.13).
 """
@@ -77,7 +79,12 @@ def choose_route(mode: str = "auto", public_url: str = "",
     hub_prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
     public_url = public_url.strip()
     if mode == "auto" and not hub_prefix and not public_url:
-        return CallbackRoute("loopback", "Your browser returns to this kernel on 127.0.0.1.")
+        remote = _server_reachable_from_elsewhere(environ, registry_dir)
+        if remote is None:
+            return CallbackRoute("loopback", "Your browser returns to this kernel on 127.0.0.1.")
+        return CallbackRoute(
+            "device", f"{remote} Until then nbauth uses the device flow, which needs no "
+            "callback.", fallback_reason=remote)
     try:
         return _jupyter_route(hub_prefix, public_url, environ, registry_dir)
     except ConfigurationError as exc:
@@ -87,6 +94,33 @@ def choose_route(mode: str = "auto", public_url: str = "",
             "device", f"{exc} Until then nbauth uses the device flow, which needs no callback.",
             fallback_reason=str(exc),
         )
+
+
+def _server_reachable_from_elsewhere(environ: Mapping[str, str],
+                                     registry_dir: Path | None) -> str | None:
+    """Why the browser may not be on this machine, or None.
+
+    A Jupyter server that listens on a non-loopback address (``--ip=0.0.0.0``, as in Docker
+    images) is opened from other machines, where 127.0.0.1 is not this kernel. Only the server
+    that started this kernel counts (its process id is JPY_PARENT_PID), and only if it runs
+    nbauth's extension, which records the address.
+    """
+    try:
+        parent = int(environ.get("JPY_PARENT_PID", "") or os.getppid())
+        from .serverext import server_listen_address
+        from .serverext.registry import default_directory
+
+        directory = registry_dir if registry_dir is not None else default_directory()
+    except (ValueError, ImportError):
+        return None
+    address = server_listen_address(directory, parent)
+    if address is None or address == "localhost" or is_loopback_host(address):
+        return None
+    shown = address or "all addresses"
+    return (f"This kernel's Jupyter server listens on {shown}, so your browser may be on "
+            "another machine, where 127.0.0.1 is not this kernel. Set NBAUTH_PUBLIC_URL (or "
+            "--public-url) to the address you open Jupyter at to log in through the server, or "
+            "pass --callback loopback if your browser runs on this machine.")
 
 
 def _jupyter_route(hub_prefix: str, public_url: str, environ: Mapping[str, str],

@@ -285,3 +285,34 @@ def test_the_message_names_the_paths_when_a_proxy_strips_a_prefix(tmp_path: Path
     with pytest.raises(ConfigurationError, match="it runs for /, not for /jupyter/"):
         choose_route("jupyter", public_url="https://x.example.org/jupyter/", environ={},
                      registry_dir=directory)
+
+
+@pytest.mark.parametrize("ip,mode", [
+    ("localhost", "loopback"), ("127.0.0.1", "loopback"), ("::1", "loopback"),
+    ("0.0.0.0", "device"), ("", "device"), ("192.0.2.10", "device"), ("*", "device"),
+])
+def test_auto_avoids_loopback_when_the_kernels_server_listens_beyond_this_machine(
+        tmp_path: Path, ip: str, mode: str) -> None:
+    from nbauth.serverext import _write_marker
+
+    directory = tmp_path / "r"
+    directory.mkdir(mode=0o700)
+    _write_marker(directory, "/", ip)  # this process plays the server that started the kernel
+    route = choose_route("auto", environ={"JPY_PARENT_PID": str(os.getpid())},
+                         registry_dir=directory)
+    assert route.mode == mode
+    if mode == "device":
+        assert "listens on" in route.reason and "--callback loopback" in route.reason
+        assert "NBAUTH_PUBLIC_URL" in (route.fallback_reason or "")
+
+
+def test_another_servers_address_does_not_decide_this_kernels_route(tmp_path: Path) -> None:
+    from nbauth.serverext import _write_marker
+
+    directory = tmp_path / "r"
+    directory.mkdir(mode=0o700)
+    _write_marker(directory, "/", "0.0.0.0")  # a server, but not this kernel's parent
+    route = choose_route("auto", environ={"JPY_PARENT_PID": "1"}, registry_dir=directory)
+    assert route.mode == "loopback"
+    assert choose_route("loopback", environ={"JPY_PARENT_PID": str(os.getpid())},
+                        registry_dir=directory).mode == "loopback"  # forced: as asked

@@ -416,3 +416,16 @@ def test_a_dead_kernel_gets_a_clear_page_and_no_secret_in_the_log(
     log = jupyter.log_tail(500_000)
     for secret in (params["code"][0], params["state"][0]):
         assert secret not in log
+
+
+def test_the_running_server_records_its_listen_address_for_the_route_choice(
+        jupyter: JupyterServer) -> None:
+    """A real server (bound to 127.0.0.1 by the tests) leaves its address in its marker; a
+    kernel it started (JPY_PARENT_PID = its pid) keeps the loopback route."""
+    from nbauth.serverext import server_listen_address
+
+    directory = jupyter.runtime_dir / "nbauth-pending"
+    assert server_listen_address(directory, jupyter.process.pid) == "127.0.0.1"
+    route = choose_route("auto", environ={"JPY_PARENT_PID": str(jupyter.process.pid)},
+                         registry_dir=directory)
+    assert route.mode == "loopback"

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["MARKER_PREFIX", "server_markers"]
+__all__ = ["MARKER_PREFIX", "server_listen_address", "server_markers"]
 
 #: `<runtime dir>/nbauth-pending/server-<pid>.json` says a server with the extension is running.
 MARKER_PREFIX = "server-"
@@ -33,7 +33,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.web_app.add_handlers(".*$", handlers(base_url, registry))
     try:
         registry.sweep()
-        _write_marker(registry.directory, base_url)
+        _write_marker(registry.directory, base_url, str(getattr(serverapp, "ip", "") or ""))
     except OSError as exc:
         serverapp.log.warning("nbauth: cannot use %s (%s); Jupyter-routed logins are off.",
                               registry.directory, exc.strerror)
@@ -41,7 +41,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.log.info("nbauth: login callback at %snbauth/callback", base_url)
 
 
-def _write_marker(directory: Any, base_url: str) -> None:
+def _write_marker(directory: Any, base_url: str, ip: str = "localhost") -> None:
     from .registry import Registry
 
     Registry(directory)._ensure_directory()
@@ -50,7 +50,7 @@ def _write_marker(directory: Any, base_url: str) -> None:
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         json.dump({"pid": os.getpid(), "started": _process_start(os.getpid()),
-                   "base_url": base_url}, file)
+                   "base_url": base_url, "ip": ip}, file)
     os.replace(temporary, path)
     import atexit
 
@@ -73,7 +73,20 @@ def _remove(path: Any) -> None:
 
 def server_markers(directory: Any) -> list[str]:
     """Base URLs of running Jupyter servers that loaded this extension (from their markers)."""
-    found: list[str] = []
+    return [str(marker["base_url"]) for marker in _live_markers(directory)]
+
+
+def server_listen_address(directory: Any, pid: int) -> str | None:
+    """The address (ServerApp.ip) the running server with process id `pid` listens on, if it
+    loaded this extension; None otherwise."""
+    for marker in _live_markers(directory):
+        if marker["pid"] == pid:
+            return str(marker.get("ip") or "")
+    return None
+
+
+def _live_markers(directory: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory):
             if not (entry.name.startswith(MARKER_PREFIX) and entry.name.endswith(".json")):
@@ -88,5 +101,5 @@ def server_markers(directory: Any) -> list[str]:
             started = data.get("started")
             if started is not None and started != _process_start(pid):
                 continue  # the server died without cleaning up and its pid was reused
-            found.append(base_url)
+            found.append({**data, "pid": pid, "base_url": base_url})
     return found
