@@ -101,3 +101,23 @@ def ip():
     shell = start_ipython() or get_ipython()
     shell.run_line_magic("load_ext", "nbauth")
     return shell
+
+
+@pytest.fixture
+def magics(ip):
+    """nbauth's magics in the shared shell; every login a test leaves is logged out after it."""
+    from IPython.utils.capture import capture_output
+
+    m = ip.magics_manager.registry["AuthMagics"]
+    yield m
+    for var in list(m.logins):
+        with capture_output():
+            ip.run_line_magic("auth0_logout", f"--var {var}")
+
+
+@pytest.fixture(scope="module")
+def short_provider(request: pytest.FixtureRequest) -> Iterator[ProviderInfo]:
+    """A provider whose access tokens live the module's TTL seconds (short enough to see
+    several refreshes in a test)."""
+    with running_provider(access_token_ttl=request.module.TTL) as info:
+        yield info

@@ -19,7 +19,6 @@ from itertools import pairwise
 
 import pytest
 import requests
-from devprovider import running_provider
 from IPython.utils.capture import capture_output
 from provider_log import log_lines, settled, token_requests
 from scripted_provider import ScriptedProvider
@@ -28,6 +27,9 @@ from scripted_user import complete_login
 from nbauth.credentials import AUTO_REFRESH_ATTEMPTS, Credentials, Identity
 from nbauth.errors import LoginRequiredError
 from nbauth.tokens import TokenResponse
+
+#: Access-token lifetime in seconds of this module's short_provider (tests/conftest.py).
+TTL = 4
 
 TIMER = "nbauth-auto-refresh"
 
@@ -232,22 +234,6 @@ def test_invalid_grant_in_the_background_is_final_without_a_retry_loop():
 
 
 # -- a notebook login, against the real provider ------------------------------------------------
-TTL = 4
-
-
-@pytest.fixture(scope="module")
-def short_provider():
-    with running_provider(access_token_ttl=TTL) as info:
-        yield info
-
-
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for var in list(m.logins):
-        with capture_output():
-            ip.run_line_magic("auth0_logout", f"--var {var}")
 
 
 def notebook_login(ip, magics, info, var="access_token"):

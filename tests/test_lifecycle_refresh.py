@@ -13,22 +13,17 @@ import time
 
 import pytest
 import requests
-from devprovider import running_provider
 from provider_log import refresh_grants, settled, token_requests
 
 import nbauth
 from nbauth.errors import LoginRequiredError
 from nbauth.tokens import TokenState
 
-pytestmark = pytest.mark.provider
-
+#: Access-token lifetime in seconds of this module's short_provider (tests/conftest.py).
 TTL = 4
 
+pytestmark = pytest.mark.provider
 
-@pytest.fixture(scope="module")
-def short_provider():
-    with running_provider(access_token_ttl=TTL) as info:
-        yield info
 
 
 def log_in(info, browser):

@@ -16,14 +16,6 @@ from scripted_user import complete_login
 pytestmark = pytest.mark.provider
 
 
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for var in list(m.logins):
-        ip.run_line_magic("auth0_logout", f"--var {var}")
-
-
 def login_in_shell(ip, magics, provider, line="", var="access_token"):
     with capture_output() as captured:
         ip.run_line_magic(
@@ -265,23 +257,13 @@ def test_a_failed_rerun_keeps_the_earlier_login_and_logout_ends_it(ip, magics, p
 
 
 def test_a_scope_the_provider_did_not_grant_is_named_after_the_login(ip, magics, provider):
-    with capture_output() as out:
-        ip.run_line_magic(
-            "auth0_login", f"--domain {provider.issuer} --client-id {provider.client_id} "
-            f"--audience {provider.audience} --port 0 --no-browser --no-wait "
-            "--scope openid email offline_access")
-    login = magics.logins["access_token"]
-    complete_login(login.widget._url.value)
-    with capture_output() as out:
-        magics._report(login, login.pending.wait(timeout=30))
-    assert "Note:" not in out.stdout  # everything asked for was granted
-    with capture_output():
-        ip.run_line_magic(
-            "auth0_login", f"--domain {provider.issuer} --client-id {provider.client_id} "
-            f"--audience {provider.audience} --port 0 --no-browser --no-wait "
-            "--scope openid email offline_access write:everything")
-    login = magics.logins["access_token"]
-    complete_login(login.widget._url.value)
-    with capture_output() as out:
-        magics._report(login, login.pending.wait(timeout=30))
-    assert "Note: The provider did not grant write:everything." in out.stdout
+    def report(scope):
+        login_in_shell(ip, magics, provider, f"--scope {scope}")
+        login = magics.logins["access_token"]
+        with capture_output() as out:
+            magics._report(login, login.credentials)
+        return out.stdout
+
+    assert "Note:" not in report("openid email offline_access")  # all of it was granted
+    assert "Note: The provider did not grant write:everything." in report(
+        "openid email offline_access write:everything")

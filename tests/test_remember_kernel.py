@@ -17,7 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from devprovider import running_provider
+
+#: Access-token lifetime in seconds of this module's short_provider (tests/conftest.py).
+TTL = 4
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -26,13 +28,6 @@ from quickstart import cell_text, demo_environment, execute_notebook, scripted_b
 
 pytestmark = [pytest.mark.provider, pytest.mark.kernel]
 
-TTL = 4
-
-
-@pytest.fixture(scope="module")
-def short_provider():
-    with running_provider(access_token_ttl=TTL) as info:
-        yield info
 
 
 @pytest.fixture

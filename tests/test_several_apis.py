@@ -13,15 +13,6 @@ from scripted_user import complete_login
 pytestmark = pytest.mark.provider
 
 
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for var in list(m.logins):
-        with capture_output():
-            ip.run_line_magic("auth0_logout", f"--var {var}")
-
-
 def login(ip, magics, provider, audience, scope, var, session_var):
     with capture_output():
         ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "

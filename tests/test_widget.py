@@ -16,15 +16,6 @@ from scripted_user import complete_login
 pytestmark = pytest.mark.provider
 
 
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for login in list(m.logins.values()):
-        login.logout()
-    m.logins.clear()
-
-
 def start(ip, magics, provider, extra=""):
     with capture_output():
         ip.run_line_magic("auth0_login", f"--domain {provider.issuer} --client-id "

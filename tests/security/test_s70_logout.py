@@ -84,15 +84,6 @@ SCENARIOS = {
 }
 
 
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for var in [v for v in m.logins if v.startswith("s70_")]:
-        with capture_output():
-            ip.run_line_magic("auth0_logout", f"--var {var}")
-
-
 def log_in(ip, magics, p: RevokingProvider, var: str):
     with capture_output():
         ip.run_line_magic("auth0_login", f"--domain {p.issuer} --client-id {p.client_id} "

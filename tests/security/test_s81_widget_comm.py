@@ -99,15 +99,6 @@ def wiretap(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-@pytest.fixture
-def magics(ip):
-    m = ip.magics_manager.registry["AuthMagics"]
-    yield m
-    for var in [v for v in m.logins if v.startswith("s81_")]:
-        with capture_output():
-            ip.run_line_magic("auth0_logout", f"--var {var}")
-
-
 def start(ip, magics, domain: str, client_id: str, extra: str = ""):
     var = f"s81_{secrets.token_hex(3)}"
     with capture_output():
