@@ -155,6 +155,7 @@ class PendingLogin:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._claimed = False
+        self._ended = False  # _finish has decided the outcome
         self._result: Credentials | None = None
         self._error: NbauthError | None = None
         self._callbacks: list[StatusCallback] = []
@@ -361,8 +362,11 @@ class PendingLogin:
     def _finish(self, *, result: Credentials | None = None, error: NbauthError | None = None,
                 close: bool = True) -> None:
         with self._lock:
-            if self._done.is_set():
+            # (not _done: that is set only after the listener has closed, which may wait for
+            # a page in flight, and the first outcome must win meanwhile)
+            if self._ended:
                 return
+            self._ended = True
             self._result, self._error = result, None if error is None else scrub(error)
             self._claimed = True
         self._timer.cancel()

@@ -8,6 +8,7 @@ What a callback *means* (state, code, error) is decided by the `handler` the log
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import json
@@ -17,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,6 +44,8 @@ RELAY_HEADER = "X-Nbauth-Relay"
 MAX_CONNECTIONS = 16
 #: Seconds a connection may last in all (slow or half-open clients are dropped).
 CONNECTION_TIMEOUT = 10.0
+#: Seconds close() lets a callback's page finish sending.
+REPLY_GRACE = 2.0
 _MAX_QUERY_FIELDS = 32
 _PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1))
 
@@ -66,7 +69,9 @@ class _Server(ThreadingHTTPServer):
     # SO_REUSEADDR lets a new login rebind a port whose old connections sit in TIME_WAIT; on
     # Linux/macOS it never lets two sockets *listen* on one port. Windows needs the opposite.
     allow_reuse_address = sys.platform != "win32"
-    request_queue_size = 16
+    # Room for a burst of junk connections: a full accept queue drops the real callback's SYN,
+    # which the browser resends only after a second (benchmark 6).
+    request_queue_size = 128
     timeout = 0.0  # handle_request() is called only when a connection is ready: never block
 
     def __init__(self, port: int, listener: CallbackListener) -> None:
@@ -196,7 +201,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                              "This request does not carry a login response. If you are logging "
                              "in, keep waiting for the provider to send you back here."))
             return
-        self._send(listener.dispatch(params))
+        with listener.answering():
+            self._send(listener.dispatch(params))
 
     def do_HEAD(self) -> None:
         self.server.request_received(self.request)
@@ -267,6 +273,8 @@ class CallbackListener:
         self._start: tuple[str, str] | None = None  # (token, authorization URL)
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
+        self._answers = threading.Condition()
+        self._answering = 0  # callbacks being handled and answered now (see answering())
         self._thread: threading.Thread | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None  # close() → serving thread
         self._server = self._bind(ports)
@@ -386,8 +394,27 @@ class CallbackListener:
         """Close from a request thread without waiting for ourselves."""
         threading.Thread(target=self.close, name="nbauth-loopback-close", daemon=True).start()
 
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around handling a callback and sending its page, which close() lets finish."""
+        with self._answers:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._answers:
+                self._answering -= 1
+                self._answers.notify_all()
+
     def close(self) -> None:
-        """Stop serving and free the port; idempotent, safe from any thread."""
+        """Stop serving and free the port; idempotent, safe from any thread.
+
+        A page still being sent for a callback is given REPLY_GRACE seconds to finish first:
+        `wait()` returns as soon as the login has its result, and a script that then exits
+        would cut off the browser's "Logged in" page.
+        """
+        with self._answers:
+            self._answers.wait_for(lambda: self._answering == 0, timeout=REPLY_GRACE)
         with self._close_lock:
             if self._closed.is_set():
                 return

@@ -333,3 +333,31 @@ def test_logout_clears_locally_when_the_provider_is_unreachable(provider, browse
     outcome = creds.logout()
     assert outcome.startswith("Warning") and "could not be revoked" in outcome
     assert not creds.valid and creds._refresh_token is None
+
+
+def test_a_script_that_exits_right_after_login_still_sends_the_whole_page(provider):
+    """login() returns once the login has its result; the browser's page must not be cut off
+    when the script ends at once (the listener's request threads are daemons)."""
+    import subprocess
+    import sys
+
+    from scripted_user import complete_login
+
+    script = (
+        "import sys, nbauth\n"
+        f"nbauth.login(domain={provider.issuer!r}, client_id={provider.client_id!r}, port=0,\n"
+        "             timeout=60, open_browser=lambda url: print(url, flush=True))\n"
+        "sys.exit(0)\n"
+    )
+    for _ in range(5):  # the old race cut the page off in about one login in ten
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+        try:
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:"), url
+            page = complete_login(url, timeout=30)
+            assert "Logged in" in page and page.rstrip().endswith("</html>")
+            assert process.wait(timeout=30) == 0
+        finally:
+            process.kill()
+            process.wait(timeout=10)
