@@ -209,6 +209,7 @@ def test_S32_expires_in_as_a_string_or_absurd_is_handled():
         def build(form, p):
             body = json.loads(body_with_id_token(p.id_token(p.nonce_for(form["code"]))))
             body["expires_in"] = expires_in
+            body["refresh_token"] = "rt-" + secrets.token_urlsafe(24)  # all that was asked
             return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
         return build
 
@@ -233,22 +234,31 @@ def test_S32_unknown_token_type_is_refused_and_nothing_is_stored(token_type):
     assert "at-" not in str(info.value)
 
 
-@pytest.mark.parametrize("granted,shown", [
-    ("openid email", ("openid", "email")),  # narrower than asked: the granted one is shown
-    (None, ("openid", "profile", "email", "offline_access")),  # omitted: as requested (§5.1)
+@pytest.mark.parametrize("granted,shown,warned", [
+    # narrower than asked: the granted one is shown, and what is missing is said
+    ("openid email", ("openid", "email"), "did not grant profile, offline_access"),
+    # omitted: as requested (§5.1), nothing to say
+    (None, ("openid", "profile", "email", "offline_access"), None),
 ])
-def test_S32_the_granted_scope_is_what_nbauth_reports(granted, shown):
+def test_S32_the_granted_scope_is_what_nbauth_reports(granted, shown, warned):
     """RFC 6749 §5.1: `scope` is required in the response only when it differs from the
     request. nbauth reports the scope the provider granted (or, when it says none, the one
     requested) — in `Credentials.scopes`, its summary (the widget) and `%auth0_token` — and
-    prints no separate warning (SECURITY.md, S-32)."""
+    says what was asked for and not granted (SECURITY.md, S-32)."""
     def answer(form, p):
-        extra = {} if granted is None else {"scope": granted}
+        extra = {"refresh_token": "rt-" + secrets.token_urlsafe(24)}
+        extra.update({} if granted is None else {"scope": granted})
         token = p.id_token(p.nonce_for(form["code"]))
         return 200, {"Content-Type": "application/json"}, body_with_id_token(token, **extra)
 
-    with ScriptedProvider(token_answers=[answer]) as p:
+    import warnings
+
+    with ScriptedProvider(token_answers=[answer]) as p, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         credentials = run_login(p)
+    said = [str(w.message) for w in caught if issubclass(w.category, nbauth.NbauthWarning)]
+    assert said == ([] if warned is None else [f"The provider {warned}."])
     assert credentials.scopes == shown
     assert f"scopes {' '.join(shown)}" in credentials.summary()
     assert credentials.describe()["scopes"] == " ".join(shown)
