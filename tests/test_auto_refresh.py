@@ -19,6 +19,7 @@ from itertools import pairwise
 
 import pytest
 import requests
+import waiting
 from IPython.utils.capture import capture_output
 from provider_log import log_lines, settled, token_requests
 from scripted_provider import ScriptedProvider
@@ -35,12 +36,7 @@ TIMER = "nbauth-auto-refresh"
 
 
 def wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    for _ in range(int(seconds / 0.02) + 1):  # bounded by count and by time
-        if predicate() or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    return predicate()
+    return waiting.wait_for(predicate, seconds, step=0.02)
 
 
 def timer_threads():

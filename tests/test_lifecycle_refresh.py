@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 from provider_log import refresh_grants, settled, token_requests
+from waiting import wait_for
 
 import nbauth
 from nbauth.errors import LoginRequiredError
@@ -34,15 +35,6 @@ def log_in(info, browser):
     assert not person.errors
     assert creds.can_refresh and creds.expires_at - time.time() <= TTL + 1
     return creds
-
-
-def wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    for _ in range(int(seconds / 0.05) + 1):  # bounded by count and by time
-        if predicate() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_the_session_keeps_working_across_several_token_lifetimes(short_provider, browser):

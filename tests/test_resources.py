@@ -14,6 +14,7 @@ import time
 import pytest
 from IPython.utils.capture import capture_output
 from scripted_user import complete_login
+from waiting import wait_for
 
 HEAVY = ("ipywidgets", "jwt", "requests", "cryptography", "http.server", "importlib.metadata")
 
@@ -153,12 +154,7 @@ def test_many_logins_leave_one_refresh_timer_and_no_extra_threads(ip, provider):
                 if t.name == "nbauth-auto-refresh" and t.is_alive()]
 
     def settle(predicate, seconds=15.0):
-        deadline = time.monotonic() + seconds
-        for _ in range(int(seconds / 0.05) + 1):  # bounded by count and by time
-            if predicate() or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        return predicate()
+        return wait_for(predicate, seconds)
 
     def log_in():
         with capture_output():
