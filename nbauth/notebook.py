@@ -54,6 +54,27 @@ _live_logins: weakref.WeakSet[NotebookLogin] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
+def _cell_run(shell: Any) -> tuple[str, str] | None:
+    """(cell id, execution id) of the cell running now, or None where the frontend sends no
+    cell id. JupyterLab, Notebook 7 and VS Code send ``cellId`` in each execute request's
+    metadata; a re-run of that cell clears its outputs, the widgets shown there among them."""
+    parent = getattr(shell, "parent_header", None)
+    if not isinstance(parent, dict):
+        return None
+    metadata = parent.get("metadata")
+    header = parent.get("header")
+    cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+    msg_id = header.get("msg_id") if isinstance(header, dict) else None
+    if isinstance(cell_id, str) and cell_id and isinstance(msg_id, str) and msg_id:
+        return cell_id, msg_id
+    return None
+
+
+def _has_frontend(shell: Any) -> bool:
+    """Whether a frontend can show widgets: a kernel's shell (a terminal IPython has none)."""
+    return getattr(shell, "kernel", None) is not None
+
+
 def _open_in_background(url: str) -> None:
     # webbrowser can block (it waits for $BROWSER or xdg-open); the kernel must not.
     threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
@@ -72,6 +93,9 @@ class NotebookLogin:
         self.cancel_while_waiting = cancel_while_waiting
         self._replaces = replaces  # an earlier login for this variable, retired on success
         self.widget = LoginWidget(settings.domain)
+        self._cell_run = _cell_run(shell)
+        if replaces is not None and replaces._widget_unseen_after(self):
+            replaces.widget.close()  # nothing can show it again; ipywidgets would keep it
         self.pending: PendingLogin | DeviceLogin | None = None
         self.credentials: Credentials | None = None
         #: How the last login completed without a browser ("remembered login", …), or None.
@@ -261,6 +285,15 @@ class NotebookLogin:
             pending.cancel("A newer login replaced this one.")
         elif pending is not None and not pending.done():
             pending._supersede()
+
+    def _widget_unseen_after(self, newer: NotebookLogin) -> bool:
+        """Whether this login's widget has no view left once `newer` is shown: the same
+        cell was run again (its output was cleared), or no frontend shows widgets at all."""
+        if not _has_frontend(self.shell):
+            return True
+        mine, theirs = self._cell_run, newer._cell_run
+        return mine is not None and theirs is not None and mine[0] == theirs[0] \
+            and mine[1] != theirs[1]
 
     def _earlier_credentials(self) -> Credentials | None:
         """The live credentials of the login this one would replace (it keeps the variables

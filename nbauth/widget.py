@@ -80,6 +80,7 @@ class LoginWidget(widgets.VBox):
         self._device: DeviceLogin | None = None
         self._device_note = ""
         self._ticker: threading.Timer | None = None
+        self._closed = False
         self._show(link=False, retry=False, cancel=False, logout=False)
 
     # The default repr lists child values (the URL among them) and is saved as text/plain.
@@ -188,7 +189,25 @@ class LoginWidget(widgets.VBox):
         self._set_status(message)
 
     def close(self) -> None:
+        """Free the widget and every model it is made of (ipywidgets keeps each registered,
+        with its layout and style, until closed); a closed widget ignores later updates."""
+        self._closed = True
         self._stop_ticker()
+        parts: list[widgets.Widget] = []
+        pending: list[widgets.Widget] = list(self.children)
+        for _ in range(64):  # the tree is two levels deep; bounded all the same
+            if not pending:
+                break
+            part = pending.pop()
+            parts.append(part)
+            pending.extend(getattr(part, "children", ()))
+        for part in [*parts, self]:
+            for name in ("layout", "style"):
+                model = getattr(part, name, None)
+                if isinstance(model, widgets.Widget):
+                    model.close()
+            if part is not self:
+                part.close()
         super().close()
 
     # -- internals ------------------------------------------------------------------------------
@@ -233,6 +252,8 @@ class LoginWidget(widgets.VBox):
 
     def _start_ticker(self, seconds: float = TICK_SECONDS) -> None:
         self._stop_ticker()
+        if self._closed:
+            return
         ticker = threading.Timer(seconds, self._tick)
         ticker.daemon = True
         ticker.name = "nbauth-widget-ticker"
