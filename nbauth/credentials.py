@@ -31,6 +31,7 @@ from .errors import (
     NbauthError,
     OAuthError,
     ProviderError,
+    ProviderUnreachableError,
     hide_internal_frames,
 )
 from .http import ProviderClient
@@ -83,7 +84,10 @@ def _is_transient(error: ProviderError) -> bool:
     """Worth retrying later: the provider was unreachable or overloaded, not refusing."""
     if isinstance(error, OAuthError):
         return error.error in _TRANSIENT_OAUTH_ERRORS
-    return error.status is None or error.status >= 500 or error.status == 429
+    if isinstance(error, ProviderUnreachableError):
+        return True
+    # A 200 whose body was unusable (no access_token, not Bearer …) would be the same again.
+    return error.status is not None and (error.status >= 500 or error.status == 429)
 
 
 def _on_auto_refresh_timer(reference: weakref.ref[Credentials]) -> None:
@@ -344,8 +348,9 @@ class Credentials:
                 if expires_at is None:
                     return  # no expiry known: the token counts as fresh, nothing to schedule
                 delay = expires_at - self._threshold_now() - self._clock()
-                if after_refresh and delay <= 0:
-                    # A token stale when issued would be refreshed again at once, forever.
+                if after_refresh and delay < _MIN_RETRY_PAUSE:
+                    # A token (nearly) stale when issued would be refreshed again at once,
+                    # forever: a loop against the provider.
                     log.warning("nbauth: the provider's new access token is already due for "
                                 "renewal; it is no longer renewed in the background.")
                     return
@@ -366,8 +371,9 @@ class Credentials:
             self._next_refresh_at = None
         if not self.can_refresh:
             return
+        refreshes = self.refresh_count
         try:
-            self._refresh_if_needed()  # a successful refresh re-arms the timer itself
+            self._refresh_if_needed()  # a refresh decides about the next timer itself
         except LoginRequiredError:
             return  # final: refused (cleared, listeners told) or cleared meanwhile; no retry
         except ProviderError as exc:
@@ -384,7 +390,10 @@ class Credentials:
             return
         with self._timer_lock:
             armed = self._timer is not None
-        if not armed:  # still fresh: another caller refreshed it, or the timer woke early
+        # Still fresh and nothing refreshed here (another caller did, or the timer woke
+        # early): arm for this token. After a refresh here, an unarmed timer was declined
+        # (a token issued already due), and arming again would refresh in a tight loop.
+        if not armed and self.refresh_count == refreshes:
             self._schedule_auto_refresh()
 
     def _retry_later(self, error: ProviderError) -> None:
@@ -438,18 +447,19 @@ class Credentials:
         }
         try:
             body = self._client.post_form(self._token_endpoint, data, what="token refresh")
+            # Rotation: the refresh token just sent is spent. Keep its successor first, even if
+            # the rest of the answer fails a check below, or the next refresh would reuse a
+            # rotated-out token (and Auth0 would revoke the whole family).
+            successor = body.get("refresh_token")
+            if isinstance(successor, str) and successor:
+                self._refresh_token = successor
+            response = parse_token_response(body, now=self._clock())
         except InvalidGrantError:
             self.clear(reason="refused")
             raise LoginRequiredError(
                 "The provider no longer accepts the refresh token (it expired, was revoked, or "
                 "was used twice). Log in again: re-run %auth0_login."
             ) from None
-        response = parse_token_response(body, now=self._clock())
-        # Rotation: the refresh token just sent is spent; keep its successor before any check
-        # below can fail, or the next refresh would reuse a rotated-out token (and Auth0 would
-        # revoke the whole family).
-        if response.refresh_token is not None:
-            self._refresh_token = response.refresh_token
         if response.id_token is not None and self._jwks is not None:
             claims = validate_id_token(
                 response.id_token, issuer=self.issuer, client_id=self.client_id, nonce=None,

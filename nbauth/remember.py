@@ -184,10 +184,15 @@ class _Keeper:
     @contextlib.contextmanager
     def guard(self, credentials: Credentials) -> Iterator[None]:
         """Around each refresh: hold the login's cross-process lock, and adopt the stored
-        refresh token if another kernel sharing this login has rotated it meanwhile."""
+        refresh token if another kernel sharing this login has rotated it meanwhile; store
+        the successor even when the rest of the provider's answer was refused."""
         with self.lock, self.store.lock(self.key):
             self.adopt(credentials)
-            yield
+            try:
+                yield
+            finally:
+                if credentials.valid:
+                    self.save(credentials)
 
     def adopt(self, credentials: Credentials) -> None:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProviderError
+from .errors import ProviderError, oauth_error
 
 __all__ = [
     "REFRESH_THRESHOLD",
@@ -125,7 +125,9 @@ def _expires_in(value: Any) -> float | None:
             return None
     except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond any float
         return None
-    if seconds != seconds or seconds < 0 or seconds > _MAX_LIFETIME:  # NaN or absurd
+    # 0 is how some servers (Authlib's, among them) say "does not expire"; as a lifetime it
+    # would mean expired on arrival and a renewal on every use. Either way: unknown.
+    if seconds != seconds or seconds <= 0 or seconds > _MAX_LIFETIME:  # NaN or absurd
         return None
     return seconds
 
@@ -168,6 +170,17 @@ def _expires_in_from_jwt(access_token: str, now: float) -> float | None:
     return remaining
 
 
+def _scope_text(value: Any) -> str | None:
+    """The granted scope as RFC 6749's space-separated string; a list, or commas (GitHub
+    and others), read as the same scopes; anything else as not said."""
+    if isinstance(value, list):
+        value = " ".join(item for item in value if isinstance(item, str))
+    if not isinstance(value, str):
+        return None
+    words = value.replace(",", " ").split()
+    return " ".join(words) or None
+
+
 def parse_token_response(
     body: Mapping[str, Any],
     *,
@@ -177,8 +190,15 @@ def parse_token_response(
     """Check a token endpoint's JSON object and return it typed; raise ProviderError if unusable."""
     access_token = body.get("access_token")
     if not isinstance(access_token, str) or not access_token:
+        error = body.get("error")
+        if isinstance(error, str) and error:  # an RFC 6749 §5.2 error sent with HTTP 200
+            description, uri = body.get("error_description"), body.get("error_uri")
+            raise oauth_error(error, description if isinstance(description, str) else None,
+                              uri if isinstance(uri, str) else None)
         raise ProviderError("The provider's token response has no access_token.")
     token_type = body.get("token_type")
+    # REQUIRED (RFC 6749 §5.1) and refused unless Bearer (§7.1), a missing one included: a
+    # token of another kind sent as Bearer would be refused by the API, or worse, misused.
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         shown = token_type if isinstance(token_type, str) and len(token_type) < 40 else "(missing)"
         tokens = (access_token, body.get("refresh_token"), body.get("id_token"))
@@ -208,7 +228,7 @@ def parse_token_response(
         access_token=access_token,
         token_type="Bearer",  # noqa: S106 - the scheme name, not a secret
         expires_at=None if expires_in is None else now + expires_in,
-        scope=scope if isinstance(scope, str) else None,
+        scope=_scope_text(scope),
         refresh_token=refresh_token,
         id_token=id_token,
     )

@@ -327,3 +327,71 @@ def test_a_newer_login_and_logout_cancel_the_timer(ip, magics, short_provider):
     assert wait_for(lambda: not timer_threads(), 3)
     time.sleep(TTL / 2)
     assert old.refresh_count == count and second.credentials is None
+
+
+# -- answers real providers give (bug reports of other OAuth clients) -------------------------
+def answers(*bodies):
+    """Token answers with these JSON bodies, in order (HTTP 200)."""
+    def make(body):
+        def answer(form, p):
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        return answer
+    return [make(body) for body in bodies]
+
+
+def test_expires_in_zero_means_unknown_and_never_starts_a_refresh_loop():
+    # Authlib-based servers send expires_in: 0 for tokens that do not expire (authlib #312);
+    # taken as a lifetime, every refresh would be due at once, in a loop against the provider.
+    zero = [{"access_token": f"at-{i}", "token_type": "Bearer", "expires_in": 0,
+             "refresh_token": f"rt-{i}"} for i in range(2, 60)]
+    with ScriptedProvider(token_answers=answers(*zero)) as p:
+        creds = credentials(p, expires_in=1.0)
+        creds.start_auto_refresh()
+        assert wait_for(lambda: creds.refresh_count >= 1, 5)
+        time.sleep(1.5)  # a loop would have sent hundreds by now
+        assert len(refreshes(p)) == 1
+        assert creds.expires_at is None and creds.next_refresh_at is None
+        assert creds.token() == "at-2"  # usable, without refreshing on every call
+        assert len(refreshes(p)) == 1
+        creds.stop_auto_refresh()
+
+
+def test_a_token_issued_already_due_is_not_refreshed_in_a_loop():
+    # 0.01 s tokens: each refresh brings a token that is due at once
+    short = [{"access_token": f"at-{i}", "token_type": "Bearer", "expires_in": 0.01,
+              "refresh_token": f"rt-{i}"} for i in range(2, 60)]
+    with ScriptedProvider(token_answers=answers(*short)) as p:
+        creds = credentials(p, expires_in=1.0)
+        creds.start_auto_refresh()
+        assert wait_for(lambda: creds.refresh_count >= 1, 5)
+        time.sleep(1.5)
+        assert len(refreshes(p)) == 1  # the background refresh stopped, and said so
+        creds.stop_auto_refresh()
+
+
+def test_a_rotated_refresh_token_is_kept_when_the_rest_of_the_answer_is_refused():
+    # The new refresh token came with an answer nbauth refuses (no token_type, see
+    # oauthenticator #225): the one sent is spent all the same, and must never be sent again.
+    refused = {"access_token": "at-2", "expires_in": 3600, "refresh_token": "rt-2"}
+    good = {"access_token": "at-3", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "rt-3"}
+    with ScriptedProvider(token_answers=answers(refused, good)) as p:
+        creds = credentials(p, expires_in=1.0)
+        creds.start_auto_refresh()
+        assert wait_for(lambda: creds.refresh_error, 5)
+        assert "token_type" in creds.refresh_error
+        time.sleep(1.0)  # no background retry of an answer that would be refused again
+        assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1"]
+        creds.refresh()
+        assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1", "rt-2"]
+        assert creds.current_token == "at-3"
+        creds.stop_auto_refresh()
+
+
+def test_an_oauth_error_sent_with_http_200_is_reported_as_the_providers_error():
+    error = {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}
+    with ScriptedProvider(token_answers=answers(error)) as p:
+        creds = credentials(p, expires_in=3600)
+        with pytest.raises(LoginRequiredError, match="no longer accepts the refresh token"):
+            creds.refresh()
+        assert not creds.valid

@@ -48,10 +48,31 @@ def test_unusable_responses_raise_provider_error(body, needle):
 
 
 @pytest.mark.parametrize("raw,expected", [("3600", 3600.0), (" 60 ", 60.0), (None, None),
-                                          ("soon", None), (True, None), (-5, None), ([1], None)])
+                                          ("soon", None), (True, None), (-5, None), ([1], None),
+                                          (0, None), ("0", None)])
 def test_expires_in_may_be_a_string_or_absent(raw, expected):
     response = parse_token_response(good(expires_in=raw), now=0)
     assert response.expires_at == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("openid email", "openid email"),
+    ("openid,profile,email", "openid profile email"),   # GitHub-style (oauthenticator #820)
+    ("openid, email ", "openid email"),
+    (["openid", "email"], "openid email"),
+    ("", None), (None, None), (7, None),
+])
+def test_the_granted_scope_is_read_as_space_separated_scopes(raw, expected):
+    assert parse_token_response(good(scope=raw), now=0).scope == expected
+
+
+def test_an_error_answered_with_http_200_keeps_the_providers_words():
+    from nbauth.errors import OAuthError
+
+    body = {"error": "access_denied", "error_description": "Blocked by a rule"}
+    with pytest.raises(OAuthError, match="Blocked by a rule") as info:
+        parse_token_response(body, now=0)
+    assert info.value.error == "access_denied"
 
 
 def test_missing_id_token_when_required():
