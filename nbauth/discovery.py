@@ -8,6 +8,7 @@ issuer ends in "/", and its ID tokens' iss does too).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from .errors import ConfigurationError, DiscoveryError, InsecureTransportError, 
 
 if TYPE_CHECKING:  # the client is passed in: discovery itself needs no HTTP library
     from .http import ProviderClient
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ProviderMetadata",
@@ -132,9 +135,14 @@ def issuer_from_domain(domain: str) -> str:
 
 
 def _optional_str(doc: dict[str, Any], key: str) -> str | None:
-    if doc.get(key) is None:
+    """An optional endpoint; null, "" or a value of the wrong type count as not offered
+    (providers publish all three for endpoints they do not have)."""
+    value = doc.get(key)
+    if not isinstance(value, str) or not value.strip():
+        if value not in (None, ""):
+            log.info("nbauth: ignoring the discovery document's unusable %r", key)
         return None
-    return _str(doc, key)
+    return value.strip()
 
 
 def _str(doc: dict[str, Any], key: str) -> str:
@@ -148,7 +156,12 @@ def _str(doc: dict[str, Any], key: str) -> str:
 
 
 def _str_list(doc: dict[str, Any], key: str, default: list[str]) -> tuple[str, ...]:
-    value = doc.get(key, default)
+    """A list of names; null counts as absent, and a lone name as a list of one."""
+    value = doc.get(key)
+    if value is None:
+        value = default
+    elif isinstance(value, str) and value.strip():
+        value = [value.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DiscoveryError(f"The provider's discovery document has a malformed {key!r}.")
     return tuple(value)

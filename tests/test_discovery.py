@@ -157,7 +157,7 @@ def test_insecure_endpoint_in_metadata_is_refused():
                                        expected_issuer="https://t.auth0.com/")
 
 
-@pytest.mark.parametrize("value", ["S256", [1, 2], {"a": 1}])
+@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, 7])
 def test_malformed_lists_are_refused(value):
     with pytest.raises(DiscoveryError):
         ProviderMetadata.from_document(doc(code_challenge_methods_supported=value),
@@ -199,3 +199,28 @@ def test_a_domain_that_is_not_a_provider_gives_a_discovery_error_naming_the_url(
     message = str(caught.value)
     assert f"no OpenID Connect discovery document at {wrong}.well-known" in message
     assert "Check the domain" in message and "refused" not in message
+
+
+@pytest.mark.parametrize("field,value,read", [
+    # providers publish null or "" for what they do not have (Abblix/Oidc.Server #48,
+    # GluuFederation/oxAuth #1823), or one name where a list belongs (node-solid-server #1599)
+    ("code_challenge_methods_supported", None, ()),
+    ("code_challenge_methods_supported", "S256", ("S256",)),
+    ("id_token_signing_alg_values_supported", None, ("RS256",)),
+    ("id_token_signing_alg_values_supported", "RS256", ("RS256",)),
+    ("revocation_endpoint", "", None),
+    ("revocation_endpoint", None, None),
+    ("userinfo_endpoint", {"url": "https://t.auth0.com/userinfo"}, None),
+    ("end_session_endpoint", "  ", None),
+])
+def test_null_empty_and_lone_values_in_discovery_are_read_as_providers_mean_them(
+        field, value, read):
+    metadata = ProviderMetadata.from_document(doc(**{field: value}),
+                                              expected_issuer="https://t.auth0.com/")
+    assert getattr(metadata, field) == read
+
+
+def test_an_optional_endpoint_over_plain_http_is_still_refused():
+    with pytest.raises(InsecureTransportError):
+        ProviderMetadata.from_document(doc(revocation_endpoint="http://t.auth0.com/oauth/revoke"),
+                                       expected_issuer="https://t.auth0.com/")
