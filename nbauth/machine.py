@@ -21,8 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 from .credentials import Credentials, Identity
-from .discovery import discover, issuer_from_domain
-from .errors import ConfigurationError, LoginRequiredError, hide_internal_frames
+from .discovery import ProviderMetadata, discover, issuer_from_domain
+from .errors import (
+    ConfigurationError,
+    InvalidClientError,
+    LoginRequiredError,
+    hide_internal_frames,
+)
 from .http import ProviderClient
 from .tokens import AccessToken, Clock, TokenResponse, parse_token_response
 
@@ -79,10 +84,11 @@ class MachineCredentials(Credentials):
     """Credentials of a confidential client: renewed by asking for a new token, no refresh token."""
 
     def __init__(self, response: TokenResponse, *, secret: str, scope: str | None,
-                 **kwargs: Any) -> None:
+                 post_secret: bool = False, **kwargs: Any) -> None:
         super().__init__(response, **kwargs)
         self._secret = secret
         self._request_scope = scope
+        self._post_secret = post_secret
 
     def _renewable(self) -> bool:
         return True
@@ -92,7 +98,8 @@ class MachineCredentials(Credentials):
             raise LoginRequiredError("These credentials were cleared. Log in again "
                                      "(re-run %auth0_login --client-credentials).")
         response = _request_token(self._client, self._token_endpoint, self.client_id,
-                                  self._secret, self.audience, self._request_scope, self._clock)
+                                  self._secret, self.audience, self._request_scope, self._clock,
+                                  post_secret=self._post_secret)
         if response.scope:
             self._scope = response.scope
         self._access = AccessToken(response.access_token, response.expires_at, self._clock)
@@ -120,16 +127,36 @@ class MachineCredentials(Credentials):
                 if self.valid else "none")
 
 
+def secret_in_body(metadata: ProviderMetadata) -> bool:
+    """Whether to send the secret as client_secret_post: only when the provider lists that
+    method and not client_secret_basic (the default when nothing is listed, RFC 8414 §2)."""
+    methods = metadata.raw.get("token_endpoint_auth_methods_supported")
+    return (isinstance(methods, list) and "client_secret_basic" not in methods
+            and "client_secret_post" in methods)
+
+
 def _request_token(client: ProviderClient, endpoint: str, client_id: str, secret: str,
-                   audience: str | None, scope: str | None, clock: Clock) -> TokenResponse:
+                   audience: str | None, scope: str | None, clock: Clock, *,
+                   post_secret: bool = False) -> TokenResponse:
     data = {"grant_type": "client_credentials"}
     if audience:
         data["audience"] = audience  # Auth0's name for the API
     if scope:
         data["scope"] = scope
-    # client_secret_basic; RFC 6749 §2.3.1 form-encodes id and secret before base64 (S-35).
-    auth = (quote(client_id, safe=""), quote(secret, safe=""))
-    body = client.post_form(endpoint, data, what="client credentials token", auth=auth)
+    auth = None
+    if post_secret:
+        data.update(client_id=client_id, client_secret=secret)
+    else:
+        # client_secret_basic; RFC 6749 §2.3.1 form-encodes id and secret before base64 (S-35).
+        auth = (quote(client_id, safe=""), quote(secret, safe=""))
+    try:
+        body = client.post_form(endpoint, data, what="client credentials token", auth=auth)
+    except InvalidClientError as exc:  # the generic hint is about public (browser) clients
+        raise InvalidClientError(
+            exc.error, exc.description, exc.uri, status=exc.status,
+            hint=f"Check the client id and its secret ({SECRET_ENVIRONMENT}): the application "
+            "must be a confidential (Auth0: Machine to Machine) application authorized for "
+            "this API") from None
     return parse_token_response(body, now=clock())
 
 
@@ -171,10 +198,11 @@ def client_credentials(
     secret = resolve_secret(client_id, explicit, None, prompt=prompt)
     client = client or ProviderClient()
     metadata = discover(issuer, client)
+    post_secret = secret_in_body(metadata)
     response = _request_token(client, metadata.token_endpoint, client_id, secret, audience,
-                              scope, clock)
+                              scope, clock, post_secret=post_secret)
     credentials = MachineCredentials(
-        response, secret=secret, scope=scope,
+        response, secret=secret, scope=scope, post_secret=post_secret,
         identity=Identity(subject=client_id, name=f"{client_id} (client credentials)"),
         issuer=metadata.issuer, client_id=client_id, token_endpoint=metadata.token_endpoint,
         audience=audience, requested_scope=scope, client=client, clock=clock,

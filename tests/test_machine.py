@@ -97,14 +97,16 @@ def test_the_magic_puts_the_token_in_the_namespace_and_reuses_the_cache(ip, magi
     assert ip.user_ns["m2m"].get(provider.api_url, timeout=10).status_code == 200
     widget = magics.logins["m2m_token"].widget
     assert "Logged in as" in widget.status_text
+    states = repr(widget.get_state())  # (a terminal shows no widget: the replaced one is freed)
     with capture_output():
         ip.run_cell(f"%auth0_login {line}")
+    states += repr(magics.logins["m2m_token"].widget.get_state())
     assert settled(lambda: token_requests(provider)) - before == 1  # the second used the cache
     with capture_output() as out:
         ip.run_line_magic("auth0_token", "--var m2m_token")
     assert provider.m2m_client_id in out.stdout and "a new token is requested" in out.stdout
     history = "\n".join(ip.user_ns["In"])
-    assert provider.m2m_client_secret not in history + out.stdout + repr(widget.get_state())
+    assert provider.m2m_client_secret not in history + out.stdout + states
     with capture_output() as out:
         ip.run_line_magic("auth0_logout", "--var m2m_token")
     assert "m2m_token" not in ip.user_ns and "forgotten" in out.stdout
@@ -181,3 +183,47 @@ def test_in_a_kernel_the_secret_is_asked_with_getpass_or_the_error_says_how(prov
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def _m2m_answer(form, p):
+    import json
+
+    body = {"access_token": "m2m-at", "token_type": "Bearer", "expires_in": 3600}
+    return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("methods,in_body", [
+    (None, False),                                        # RFC 8414 §2: basic by default
+    (["client_secret_basic", "client_secret_post"], False),
+    (["client_secret_post"], True),                       # e.g. Authelia clients set so
+    (["private_key_jwt", "client_secret_post"], True),
+])
+def test_the_secret_is_sent_the_way_the_provider_accepts_it(monkeypatch, methods, in_body):
+    from scripted_provider import ScriptedProvider
+
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", "s3cr:et%+")
+    extra = {} if methods is None else {"token_endpoint_auth_methods_supported": methods}
+    with ScriptedProvider(token_answers=[_m2m_answer, _m2m_answer],
+                          extra_metadata=extra) as p:
+        creds = nbauth.client_credentials(p.issuer, "m2m-client", audience="https://api/")
+        assert creds.token() == "m2m-at"
+        creds.refresh()  # a renewal sends it the same way
+        for call in p.calls("/oauth/token"):
+            assert ("client_secret" in call.form) is in_body
+            assert ("Authorization" in call.headers) is not in_body
+            if in_body:
+                assert call.form["client_secret"] == "s3cr:et%+"
+                assert call.form["client_id"] == "m2m-client"
+        creds.logout()
+
+
+def test_a_refused_machine_client_is_told_to_check_its_secret(monkeypatch):
+    from scripted_provider import ScriptedProvider
+
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", "wrong-secret-value")
+    with ScriptedProvider(token_answers=[ScriptedProvider.oauth_error("invalid_client", 401)]) as p:
+        with pytest.raises(InvalidClientError) as info:
+            nbauth.client_credentials(p.issuer, "m2m-client", audience="https://api/")
+    message = str(info.value)
+    assert "AUTH0_CLIENT_SECRET" in message and "Machine to Machine" in message
+    assert "Native (public)" not in message and "wrong-secret-value" not in message
