@@ -191,7 +191,8 @@ def parse_device_authorization(body: Mapping[str, Any], *, now: float) -> Device
         raise ProviderError(
             "The provider's device authorization response has no usable user_code."
         )
-    verification_uri = _page_url(body, "verification_uri")
+    # verification_url: the name in Google's and Azure AD v1's answers (drafts of RFC 8628)
+    verification_uri = _page_url(body, "verification_uri") or _page_url(body, "verification_url")
     if verification_uri is None:
         raise ProviderError(
             "The provider's device authorization response has no usable verification_uri "

@@ -86,14 +86,17 @@ class JwksCache:
             if not self._fetched:
                 self._fetch()
             found = self._match(kid)
-            if found or kid is None or kid in self._unknown:
+            if found or kid is None:
                 return found
-            # The provider may have rotated its keys since the last fetch: look once more.
-            self._fetch()
-            found = self._match(kid)
-            if not found:
-                self._unknown.add(kid)
-            return found
+            if kid not in self._unknown:
+                # The provider may have rotated its keys since the last fetch: look once more.
+                self._fetch()
+                found = self._match(kid)
+                if not found:
+                    self._unknown.add(kid)
+            # Keys published without a kid may be the one (a JWKS of one unnamed key, while
+            # the token names it: pyjwt #737); the signature check decides.
+            return found or [k for k in self._keys if k.key_id is None]
 
     def _match(self, kid: str | None) -> list[PyJWK]:
         if kid is None:

@@ -643,3 +643,11 @@ def test_auth0s_service_not_found_at_the_device_endpoint_keeps_the_audience_hint
     assert "Check --audience" in str(error) and "approve" not in str(error)
     denied = _device_oauth_error(oauth_error("access_denied", "User cancelled", status=403))
     assert "Start a new device login" in str(denied)
+
+
+def test_verification_url_is_read_where_a_provider_names_it_so():
+    # Google's and Azure AD v1's device answers say verification_url (openid-client #478)
+    auth = parse_device_authorization(
+        {"device_code": "d", "user_code": "ABCD", "verification_url": "https://id.test/activate",
+         "expires_in": 600}, now=0.0)
+    assert auth.verification_uri == "https://id.test/activate"

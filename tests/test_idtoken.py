@@ -169,6 +169,18 @@ def test_token_without_kid_tries_the_published_keys():
     assert validate(sign(claims(), kid=None), client=client)
 
 
+def test_a_token_naming_a_kid_is_checked_against_keys_published_without_one():
+    # a JWKS of one key without "kid" (or with "kid": null) while the token names one
+    # (pyjwt #737, google/jwt_verify_lib #65): the signature decides, not the name
+    unnamed = public_jwk(KEY, None)
+    del unnamed["kid"]
+    for jwk in (unnamed, public_jwk(KEY, None)):
+        assert validate(sign(claims(), kid="k1"), client=StandInClient(jwk))["sub"] == "auth0|123"
+    with pytest.raises(IdTokenError) as info:  # another key without a kid: still refused
+        validate(sign(claims(), key=rsa_key(), kid="k1"), client=StandInClient(unnamed))
+    assert "signature" in str(info.value) or "key" in str(info.value)
+
+
 def test_real_clock_default():
     token = sign(claims(exp=time.time() + 600, iat=time.time()))
     client = StandInClient(public_jwk(KEY, "k1"))
