@@ -172,7 +172,7 @@ class AuthMagics(Magics):
         login = NotebookLogin(self._shell, settings, replaces=previous,
                               cancel_while_waiting=cancel_while_waiting or not settings.wait)
         self.logins[settings.var] = login
-        display(login.widget)
+        login.widget.attach_display(display(login.widget, display_id=True))
         login.start()
         return login
 

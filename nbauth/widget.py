@@ -81,11 +81,38 @@ class LoginWidget(widgets.VBox):
         self._device_note = ""
         self._ticker: threading.Timer | None = None
         self._closed = False
+        self._display: Any = None
+        self._text = f"nbauth: log in to {provider}"
         self._show(link=False, retry=False, cancel=False, logout=False)
 
     # The default repr lists child values (the URL among them) and is saved as text/plain.
     def __repr__(self) -> str:
         return "<nbauth login widget>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget, and as text/plain what it says in words (what a frontend without
+        widgets shows: a terminal, jupyter console, a widget that failed to render)."""
+        data: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
+        if data is not None:
+            data["text/plain"] = self._text
+        return data
+
+    def attach_display(self, handle: Any) -> None:
+        """Keep the display's text/plain in step with the state (`IPython.display.DisplayHandle`
+        of where the widget is shown)."""
+        self._display = handle
+
+    @property
+    def plain_text(self) -> str:
+        """What the widget says, in one line of text (no token, code or state)."""
+        return self._text
+
+    def _set_text(self, text: str) -> None:
+        if text == self._text:
+            return
+        self._text = text
+        if self._display is not None and not self._closed:
+            self._display.update(self)
 
     # -- callbacks --------------------------------------------------------------------------
     def on_cancel(self, callback: Callback) -> None:
@@ -120,6 +147,7 @@ class LoginWidget(widgets.VBox):
         self._url.value = url
         self._show(link=True, retry=False, cancel=cancellable, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
+        self._set_text(f"nbauth: to log in to {self._provider}, open {url}")
 
     def set_mode(self, mode: str) -> None:
         """Name the callback route in the title (local callback, via Jupyter, device code)."""
@@ -144,6 +172,7 @@ class LoginWidget(widgets.VBox):
         _hide(self._qr, not self._qr.value)
         self._render_device()
         self._start_ticker()
+        self._set_text(f"nbauth: {device.instructions}")
 
     def _render_device(self) -> None:
         device = self._device
@@ -172,6 +201,7 @@ class LoginWidget(widgets.VBox):
         self._show(link=False, retry=False, cancel=False, logout=True)
         self._render_credentials()
         self._start_ticker()
+        self._set_text(f"nbauth: logged in to {self._provider} as {credentials.identity.label}")
 
     def show_error(self, message: str, *, can_log_out: bool = False) -> None:
         """The failure in words, and the Log in button to try again (and Log out, when an
@@ -180,6 +210,7 @@ class LoginWidget(widgets.VBox):
         self._device = None
         self._show(link=False, retry=True, cancel=False, logout=can_log_out)
         self._set_status(message, error=True)
+        self._set_text(f"nbauth: {message}")
 
     def show_logged_out(self, message: str = "Logged out.") -> None:
         self._stop_ticker()
@@ -187,6 +218,7 @@ class LoginWidget(widgets.VBox):
         self._credentials = None
         self._show(link=False, retry=True, cancel=False, logout=False)
         self._set_status(message)
+        self._set_text(f"nbauth: {message}")
 
     def close(self) -> None:
         """Free the widget and every model it is made of (ipywidgets keeps each registered,

@@ -86,7 +86,8 @@ def cell_text(cell: Any) -> str:
         if output.get("output_type") == "stream":
             parts.append(output.get("text", ""))
         elif "data" in output:
-            parts.append(output["data"].get("text/plain", ""))
+            text = output["data"].get("text/plain", "")
+            parts.append(text if not text or text.endswith("\n") else text + "\n")
         elif output.get("output_type") == "error":
             parts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return "".join(parts)
