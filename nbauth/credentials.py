@@ -297,6 +297,11 @@ class Credentials:
         """Call `callback(credentials)` after every refresh and when the credentials are cleared."""
         self._listeners.append(callback)
 
+    @property
+    def remembered(self) -> bool:
+        """Whether the login is kept across kernels (--remember), its refresh token shared."""
+        return self._refresh_guard is not None
+
     def guard_refresh(self, guard: Callable[[Credentials], AbstractContextManager[object]]) -> None:
         """Run every refresh inside `guard(credentials)` (remembered logins use it to share
         one refresh token family safely with other kernels)."""

@@ -229,8 +229,8 @@ class AuthMagics(Magics):
         args = parse_line(self.auth0_token, line)
         var = args.var or self.config_defaults.var
         login = self.logins.get(var)
-        credentials = None if login is None else login.credentials
-        if credentials is None or not credentials.valid:
+        credentials = None if login is None else login.held_credentials()
+        if credentials is None:
             print(f"No login is held under `{var}`. Run %auth0_login first.")
             return None
         for label, value in credentials.describe().items():

@@ -75,6 +75,18 @@ def _has_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
+def _end_replaced(credentials: Credentials) -> None:
+    """End a login a newer one replaced: nothing here uses its refresh token again, so it is
+    revoked at the provider (in the background; the new login must not wait for that), unless
+    it is a remembered login, whose token other kernels may share."""
+    if credentials.remembered or not credentials.can_refresh:
+        credentials.clear(reason="replaced")
+        return
+    credentials.stop_auto_refresh()
+    threading.Thread(target=credentials.logout, name="nbauth-revoke-replaced",
+                     daemon=True).start()
+
+
 def _open_in_background(url: str) -> None:
     # webbrowser can block (it waits for $BROWSER or xdg-open); the kernel must not.
     threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
@@ -91,11 +103,15 @@ class NotebookLogin:
         self.settings = settings
         # False when the cell will block so that widget clicks wait until it ends (kernelwait).
         self.cancel_while_waiting = cancel_while_waiting
-        self._replaces = replaces  # an earlier login for this variable, retired on success
         self.widget = LoginWidget(settings.domain)
         self._cell_run = _cell_run(shell)
         if replaces is not None and replaces._widget_unseen_after(self):
             replaces.widget.close()  # nothing can show it again; ipywidgets would keep it
+        if replaces is not None and replaces.credentials is None:
+            # It never logged in (failed, cancelled, superseded): what this one replaces is
+            # the login that still holds the variables, if any.
+            replaces = replaces.replaced_login
+        self._replaces: NotebookLogin | None = replaces  # holds the variable; retired on success
         self.pending: PendingLogin | DeviceLogin | None = None
         self.credentials: Credentials | None = None
         #: How the last login completed without a browser ("remembered login", …), or None.
@@ -295,6 +311,19 @@ class NotebookLogin:
         return mine is not None and theirs is not None and mine[0] == theirs[0] \
             and mine[1] != theirs[1]
 
+    @property
+    def replaced_login(self) -> NotebookLogin | None:
+        """The earlier login this one takes over from when it succeeds, or None."""
+        return self._replaces
+
+    def held_credentials(self) -> Credentials | None:
+        """The live credentials under this login's variable: its own, else those of the
+        earlier login that keeps the variables while this one failed or waits."""
+        credentials = self.credentials
+        if credentials is not None and credentials.valid:
+            return credentials
+        return self._earlier_credentials()
+
     def _earlier_credentials(self) -> Credentials | None:
         """The live credentials of the login this one would replace (it keeps the variables
         until this one succeeds)."""
@@ -361,7 +390,7 @@ class NotebookLogin:
             self.supersede()
             credentials, self.credentials = self.credentials, None
             if credentials is not None and credentials is not keep:
-                credentials.clear()
+                _end_replaced(credentials)
             # The widget stays displayed (and alive) in its cell; let it hold nothing else.
             self.pending = None
             self._bound = {}

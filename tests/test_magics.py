@@ -256,6 +256,56 @@ def test_a_failed_rerun_keeps_the_earlier_login_and_logout_ends_it(ip, magics, p
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
+def _failed_rerun(ip, provider):
+    """Re-run the login cell with nobody signing in (it times out after 1 s)."""
+    with capture_output():
+        result = ip.run_cell(
+            f"%auth0_login --domain {provider.issuer} --client-id {provider.client_id} "
+            f"--audience {provider.audience} --port 0 --no-browser --timeout 1")
+    assert type(result.error_in_exec).__name__ == "LoginTimeoutError"
+
+
+def _refused(provider, refresh_token):
+    answer = requests.post(provider.issuer + "oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+        "client_id": provider.client_id})
+    return answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_after_several_failed_reruns_the_earlier_login_is_still_described_and_logged_out(
+        ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    refresh_token = magics.logins["access_token"].credentials._refresh_token
+    for _ in range(2):
+        _failed_rerun(ip, provider)
+    with capture_output() as out:
+        ip.run_line_magic("auth0_token", "")
+    assert "Demo User" in out.stdout  # not "No login is held"
+    assert ip.user_ns["auth0_session"].get(provider.api_url, timeout=10).status_code == 200
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "")
+    assert "revoked at the provider" in out.stdout
+    assert "access_token" not in ip.user_ns and "auth0_session" not in ip.user_ns
+    assert _refused(provider, refresh_token)
+    assert not [t for t in __import__("threading").enumerate()
+                if t.name == "nbauth-auto-refresh" and t.is_alive()]
+
+
+def test_a_login_replaced_after_a_failed_rerun_is_ended_and_revoked(ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    first = magics.logins["access_token"].credentials
+    refresh_token = first._refresh_token
+    _failed_rerun(ip, provider)
+    login_in_shell(ip, magics, provider)  # the third run succeeds and takes the variables
+    assert not first.valid  # no longer refreshing in the background
+    deadline = time.monotonic() + 10  # revoked in the background
+    while not _refused(provider, refresh_token) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _refused(provider, refresh_token)
+    assert requests.get(provider.api_url, timeout=10, headers={
+        "Authorization": f"Bearer {ip.user_ns['access_token']}"}).status_code == 200
+
+
 def test_a_scope_the_provider_did_not_grant_is_named_after_the_login(ip, magics, provider):
     def report(scope):
         login_in_shell(ip, magics, provider, f"--scope {scope}")
