@@ -32,6 +32,7 @@ from .errors import (
     DeviceFlowUnsupportedError,
     DeviceLoginExpiredError,
     LoginCancelledError,
+    LoginTimeoutError,
     NbauthError,
     OAuthError,
     ProviderError,
@@ -284,6 +285,7 @@ class DeviceLogin:
         scope: str,
         clock: Clock = time.time,
         sleep: Sleeper | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._device_code = authorization.device_code
         self.user_code = authorization.user_code
@@ -299,6 +301,9 @@ class DeviceLogin:
         self._cancelled = threading.Event()
         self._sleep: Sleeper = sleep if sleep is not None else self._cancelled.wait
         self._lifetime = authorization.expires_at - clock()
+        #: Seconds the login waits for approval at most (the code may live longer), or None.
+        self.timeout = timeout
+        self._deadline = None if timeout is None else clock() + timeout
         self._schedule = PollSchedule(authorization.interval, start=clock())
         self._lock = threading.Lock()  # guards the result
         self._polling = threading.Lock()  # one wait() polls at a time
@@ -327,7 +332,9 @@ class DeviceLogin:
         return None
 
     def expires_in(self) -> float:
-        return max(0.0, self.expires_at - self._clock())
+        """Seconds left to approve: until the code expires, or the login's timeout if sooner."""
+        end = self.expires_at if self._deadline is None else min(self.expires_at, self._deadline)
+        return max(0.0, end - self._clock())
 
     @property
     def instructions(self) -> str:
@@ -398,13 +405,20 @@ class DeviceLogin:
                     "code has expired. Start a new device login and enter the new code.",
                     reported_by_provider=False))
                 return
+            if self._deadline is not None and now >= self._deadline:
+                self._finish(error=LoginTimeoutError(
+                    f"Nobody approved the device login within {self.timeout:g} s. Run the login "
+                    "again (to allow more time, pass a larger timeout: --timeout in the magic, "
+                    "timeout= in Python)."))
+                return
             if now >= schedule.next_poll_at:
                 self._poll_once()
                 continue
             if limit is not None and now >= limit:
                 raise TimeoutError("the device login is still pending")
             target = min(schedule.next_poll_at, self.expires_at,
-                         limit if limit is not None else math.inf)
+                         limit if limit is not None else math.inf,
+                         self._deadline if self._deadline is not None else math.inf)
             self._sleep(target - now)  # the default sleeper wakes on cancel()
 
     def _poll_once(self) -> None:
@@ -555,12 +569,14 @@ def start_device_login(
     client: ProviderClient | None = None,
     clock: Clock = time.time,
     sleep: Sleeper | None = None,
+    timeout: float | None = None,
 ) -> DeviceLogin:
     """Ask the provider for a device code (RFC 8628 §3.1) and return the waiting DeviceLogin.
 
     Show `login.user_code` and `login.verification_uri` (a link only if `safe_link` allows it),
-    then call `login.wait()`. `sleep(seconds)` is injectable for tests; by default the waits
-    end early when `cancel()` is called.
+    then call `login.wait()`. With `timeout`, the login ends with LoginTimeoutError after that
+    many seconds without approval (else when the code expires). `sleep(seconds)` is
+    injectable for tests; by default the waits end early when `cancel()` is called.
     """
     _check_arguments(domain=domain, client_id=client_id, audience=audience, scope=scope)
     issuer = issuer_from_domain(domain)
@@ -586,5 +602,5 @@ def start_device_login(
               authorization.expires_at - clock(), authorization.interval)
     return DeviceLogin(
         authorization, metadata=metadata, client=client, client_id=client_id,
-        audience=audience, scope=scope, clock=clock, sleep=sleep,
+        audience=audience, scope=scope, clock=clock, sleep=sleep, timeout=timeout,
     )

@@ -100,7 +100,8 @@ class AuthMagics(Magics):
     @argument("--var", help="Variable for the access token (default access_token).")
     @argument("--session-var", dest="session_var", help="Variable for the requests session "
               "(default auth0_session).")
-    @argument("--timeout", type=float, help="Seconds to wait for the browser (default 300).")
+    @argument("--timeout", type=float, help="Seconds to wait for the login, in the browser "
+              "or with a device code (default 300).")
     @argument("--no-browser", dest="no_browser", action="store_true",
               help="Do not open a browser; click the button or copy the URL instead.")
     @argument("--no-wait", dest="no_wait", action="store_true",

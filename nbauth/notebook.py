@@ -218,7 +218,8 @@ class NotebookLogin:
         with self._lock:
             try:
                 device = start_device_login(settings.domain, settings.client_id,
-                                            audience=settings.audience, scope=settings.scope)
+                                            audience=settings.audience, scope=settings.scope,
+                                            timeout=settings.timeout)
             except NbauthError as exc:
                 error: NbauthError = exc
                 if route.fallback_reason:  # nbauth chose the device flow: say why, and the ways out

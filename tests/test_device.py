@@ -17,6 +17,7 @@ from datetime import datetime
 
 import pytest
 import requests
+from IPython.utils.capture import capture_output
 from scripted_provider import ScriptedProvider
 
 from nbauth.device import (
@@ -651,3 +652,24 @@ def test_verification_url_is_read_where_a_provider_names_it_so():
         {"device_code": "d", "user_code": "ABCD", "verification_url": "https://id.test/activate",
          "expires_in": 600}, now=0.0)
     assert auth.verification_uri == "https://id.test/activate"
+
+
+def test_a_timeout_ends_the_login_before_the_code_expires():
+    fake = FakeTime()
+    with scripted(*[PENDING] * 20, device=S.device_response(device_code=DEVICE_CODE,
+                                                            expires_in=600)) as p:
+        login = start(p, fake, timeout=12)
+        assert login.expires_in() == 12  # what the widget counts down
+        with pytest.raises(LoginTimeoutError, match="within 12 s") as info:
+            login.wait()
+        polls = len(p.calls("/oauth/token"))
+    assert not isinstance(info.value, DeviceLoginExpiredError)  # the code itself was still good
+    assert sum(fake.waits) == pytest.approx(12) and polls == 2  # at 5 s and 10 s, then the end
+
+
+def test_the_magics_timeout_applies_to_the_device_login(ip, magics, provider):
+    with capture_output():
+        result = ip.run_cell(f"%auth0_login --device --timeout 2 --domain {provider.issuer} "
+                             f"--client-id {provider.client_id}")
+    assert type(result.error_in_exec).__name__ == "LoginTimeoutError"
+    assert "within 2 s" in magics.logins["access_token"].widget.status_text
