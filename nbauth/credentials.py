@@ -665,6 +665,18 @@ class BearerSession(requests.Session):
     def __repr__(self) -> str:
         return f"<nbauth.BearerSession: {self.credentials.summary()}>"
 
+    def request(self, method: str | bytes, url: str | bytes,
+                *args: Any, **kwargs: Any) -> requests.Response:
+        """Session.request; a failure is raised without the frames of requests, urllib3 and
+        http.client, whose locals hold the Authorization header (`%xmode Verbose` prints
+        locals into the cell's output, and so into the saved notebook)."""
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            error = exc
+        error.__context__ = error.__cause__ = None
+        raise error.with_traceback(None) from None
+
     def _repr_html_(self) -> str:
         from html import escape
 

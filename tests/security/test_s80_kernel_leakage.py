@@ -63,6 +63,9 @@ CELLS = [
     "    try:\n        pickle.dumps(_obj)\n        print('PICKLED', type(_obj).__name__)\n"
     "    except TypeError:\n        print('refused', type(_obj).__name__)",
     "%store access_token",
+    # a request that fails in requests/urllib3, whose frames held the Authorization header
+    # (%xmode Verbose prints every frame's locals)
+    "auth0_session.get('http://127.0.0.1:9/unreachable', timeout=5)",
     # device flow (the person approves from another process)
     "%auth0_login --device --no-wait --var dev_token --session-var dev_session",
     "import subprocess, time\n_dl = get_ipython().magics_manager.registry['AuthMagics']"
@@ -97,6 +100,9 @@ CELLS = [
     "               'widgets': Widget.get_manager_state(drop_defaults=False),\n"
     "               'env': dict(os.environ)}, _f, default=repr)",
 ]
+
+#: An address nothing listens on (port 9, discard), for a request that fails in requests.
+UNREACHABLE_CELL = "127.0.0.1:9/unreachable"
 
 #: The cells expected to fail, and the error each shows (as one line, no frames).
 FAILING = {"denied_token": "AccessDeniedError", "bad_token": "IdTokenError",
@@ -228,8 +234,11 @@ def test_S80_S86_no_secret_anywhere_after_every_flow_in_a_real_kernel(tmp_path, 
         assert errors[index]["ename"] == ename, (fragment, errors.get(index))
         traceback_text = "\n".join(errors[index]["traceback"])
         assert "Traceback" not in traceback_text and "locals" not in traceback_text.lower()
+    (unreachable,) = [i for i, c in enumerate(nb.cells) if UNREACHABLE_CELL in c.source]
+    assert errors[unreachable]["ename"] == "ConnectionError"  # requests' own, shown verbosely
     assert set(errors) <= {i for i, c in enumerate(nb.cells)
-                           if any(f in c.source for f in FAILING) or "%store" in c.source}
+                           if any(f in c.source for f in FAILING) or "%store" in c.source
+                           or i == unreachable}
     log = texts["log file"]
     assert "POST http://127.0.0.1" in log and "(token)" in log  # DEBUG logging was on
     assert texts["history database"].count("%auth0_login") or "auth0_login" in texts[
