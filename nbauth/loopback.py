@@ -50,6 +50,12 @@ _MAX_QUERY_FIELDS = 32
 _PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES, getattr(errno, "WSAEADDRINUSE", -1))
 
 
+def host_matches(host: str, port: int) -> bool:
+    """Whether a request's Host header names this listener (DNS rebinding defence, S-13).
+    Browsers leave out the default port: "Host: 127.0.0.1" on port 80 (RFC 9110 §7.2)."""
+    return host == f"{LOOPBACK_HOST}:{port}" or (port == 80 and host == LOOPBACK_HOST)
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the listener sends back for one request; `final` closes the listener afterwards."""
@@ -174,7 +180,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.server.request_received(self.request)
         listener = self.server.listener
         expected_host = f"{LOOPBACK_HOST}:{listener.port}"
-        if self.headers.get("Host", "") != expected_host:
+        if not host_matches(self.headers.get("Host", ""), listener.port):
             self._send(Reply(400, "Wrong address",
                              f"This page is served only at http://{expected_host}/."))
             return

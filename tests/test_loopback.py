@@ -10,7 +10,7 @@ import time
 import pytest
 
 from nbauth.errors import LoopbackBindError
-from nbauth.loopback import CallbackListener, Reply
+from nbauth.loopback import CallbackListener, Reply, host_matches
 
 
 def get(port, path, host=None, timeout=5.0):
@@ -127,6 +127,20 @@ def test_foreign_host_header_is_refused(listener):
     status, _, _ = get(lst.port, "/callback?state=good&code=x", host=f"evil.example:{lst.port}")
     assert status == 400 and handler.calls == []
     assert get(lst.port, "/callback?state=good&code=x")[0] == 200
+
+
+@pytest.mark.parametrize("host,port,ok", [
+    ("127.0.0.1:8765", 8765, True),
+    ("127.0.0.1:80", 80, True),
+    ("127.0.0.1", 80, True),        # what a browser sends for http://127.0.0.1:80/
+    ("127.0.0.1", 8765, False),
+    ("localhost:8765", 8765, False),
+    ("evil.example", 80, False),
+    ("127.0.0.1:8765 ", 8765, False),
+    ("", 8765, False),
+])
+def test_the_host_header_must_name_the_listener(host, port, ok):
+    assert host_matches(host, port) is ok
 
 
 def test_post_is_refused(listener):
