@@ -76,6 +76,12 @@ def normalize_scope(scope: object) -> str:
                 "§3.3: printable ASCII other than space, '\"' and '\\'). Separate scopes "
                 "with spaces."
             )
+    if any("," in token for token in scopes):  # allowed in a scope, but a person meant a list
+        spaced = " ".join(part for part in scope.replace(",", " ").split())[:120]
+        raise ConfigurationError(
+            f"The scope {scope.strip()[:120]!r} is separated by commas; scopes are separated by "
+            f"spaces: --scope {spaced} (or NBAUTH_SCOPE='{spaced}')."
+        )
     if "openid" not in scopes:
         scopes.insert(0, "openid")
     return " ".join(scopes)

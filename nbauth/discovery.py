@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ConfigurationError, DiscoveryError, InsecureTransportError, OAuthError
+from .errors import (
+    ConfigurationError,
+    DiscoveryError,
+    InsecureTransportError,
+    OAuthError,
+    ProviderError,
+)
 
 if TYPE_CHECKING:  # the client is passed in: discovery itself needs no HTTP library
     from .http import ProviderClient
@@ -237,13 +243,42 @@ def discover(issuer: str, client: ProviderClient) -> ProviderMetadata:
     except OAuthError as exc:  # an OAuth error code means nothing for a metadata document
         raise DiscoveryError(
             f"There is no OpenID Connect discovery document at {redact_url(url)} (HTTP "
-            f"{exc.status or '?'}, {exc.error}). Check the domain: {_DOMAIN_HELP}",
+            f"{exc.status or '?'}, {exc.error}). Check the domain: {_DOMAIN_HELP}"
+            f"{_endpoint_hint(issuer)}",
+            status=exc.status,
+        ) from None
+    except DiscoveryError:
+        raise
+    except ProviderError as exc:
+        if exc.status not in (400, 401, 403, 404, 405, 410):
+            raise
+        raise DiscoveryError(
+            f"There is no OpenID Connect discovery document at {redact_url(url)} (HTTP "
+            f"{exc.status}). Check the domain: {_DOMAIN_HELP}{_endpoint_hint(issuer)}",
             status=exc.status,
         ) from None
     metadata = ProviderMetadata.from_document(doc, expected_issuer=issuer)
     with _cache_lock:
         _cache[issuer] = metadata
     return metadata
+
+
+#: Paths of a provider's endpoints and pages, pasted as the domain instead of the issuer.
+_ENDPOINT_PATHS = ("/authorize", "/oauth/token", "/oauth/revoke", "/oauth/device/code",
+                   "/userinfo", "/u/login", "/login", "/activate", "/.well-known/jwks.json",
+                   "/token", "/auth", "/protocol/openid-connect/auth")
+
+
+def _endpoint_hint(issuer: str) -> str:
+    """When the domain's path is one of the provider's endpoints: the issuer to try."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    for endpoint in _ENDPOINT_PATHS:
+        if path.lower().endswith(endpoint):
+            base = urlunsplit((parts.scheme, parts.netloc, path[: -len(endpoint)] + "/", "", ""))
+            return (f" {redact_url(issuer)} looks like one of the provider's endpoints, not its "
+                    f"issuer: try {redact_url(base)}")
+    return ""
 
 
 def clear_metadata_cache() -> None:

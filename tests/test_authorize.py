@@ -105,6 +105,17 @@ def test_scope_characters_outside_rfc6749_are_refused_before_the_provider(scope)
         build(scope=scope)
 
 
+@pytest.mark.parametrize("scope,hint", [
+    ("openid,profile,email", "--scope openid profile email"),
+    ("openid, profile email", "--scope openid profile email"),
+    ("read:messages,", "--scope read:messages"),
+])
+def test_a_comma_separated_scope_is_refused_with_the_spaced_form(scope, hint):
+    with pytest.raises(ConfigurationError, match="separated by commas") as info:
+        build(scope=scope)
+    assert hint in str(info.value)
+
+
 def test_no_audience_parameter_when_none_given():
     assert "audience" not in query(build())
 

@@ -224,3 +224,15 @@ def test_an_optional_endpoint_over_plain_http_is_still_refused():
     with pytest.raises(InsecureTransportError):
         ProviderMetadata.from_document(doc(revocation_endpoint="http://t.auth0.com/oauth/revoke"),
                                        expected_issuer="https://t.auth0.com/")
+
+
+@pytest.mark.parametrize("path", ["authorize", "oauth/token", "u/login", "auth"])
+def test_an_endpoint_pasted_as_the_domain_is_named_with_the_issuer_to_try(provider, path):
+    import nbauth
+
+    with pytest.raises(DiscoveryError) as caught:
+        nbauth.start_login(provider.issuer + path, provider.client_id, port=0)
+    message = str(caught.value)
+    assert f"no OpenID Connect discovery document at {provider.issuer}{path}/.well-known" \
+        in message
+    assert f"try {provider.issuer}" in message and "endpoints, not its issuer" in message
