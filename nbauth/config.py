@@ -206,8 +206,8 @@ class LoginSettings:
             )
         if not 0 < values["timeout"] <= MAX_TIMEOUT:
             raise ConfigurationError(
-                f"--timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "
-                f"not {values['timeout']}."
+                f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
+                f"not {values['timeout']:g}."
             )
         values["audience"] = values["audience"] or None
         return cls(extra_params=extra, **values)

@@ -179,7 +179,8 @@ class AuthMagics(Magics):
 
     @staticmethod
     def _report(login: NotebookLogin, credentials: Credentials) -> None:
-        how = f" ({login.how})" if login.how else ""
+        how = f" ({login.how})" if login.how and login.how not in credentials.identity.label \
+            else ""
         print(f"Logged in as {credentials.identity.label}{how}. "
               f"{login.settings.var} and {login.settings.session_var} are ready.")
         shortfall = credentials.scope_shortfall()

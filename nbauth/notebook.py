@@ -46,6 +46,7 @@ def in_remote_session() -> bool:
 
 def _note(message: str) -> None:
     """A warning for the person at the notebook (stderr shows in the cell's output)."""
+    message = message.removeprefix("nbauth: ")  # some warnings already say whose they are
     print(f"nbauth: {message}", file=sys.stderr, flush=True)
 
 

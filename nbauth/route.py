@@ -152,9 +152,9 @@ def _jupyter_route(hub_prefix: str, public_url: str, environ: Mapping[str, str],
     else:
         if not public_url:
             raise ConfigurationError(
-                "The Jupyter-routed callback needs this server's public address: set "
-                "NBAUTH_PUBLIC_URL (or c.NbauthConfig.public_url) to the URL you open "
-                "Jupyter at, e.g. https://jupyter.example.org/."
+                "The Jupyter-routed callback needs this server's public address: pass "
+                "--public-url (or set NBAUTH_PUBLIC_URL, or c.NbauthConfig.public_url) with "
+                "the URL you open Jupyter at, e.g. https://jupyter.example.org/."
             )
         server_public = _checked_url(public_url, "NBAUTH_PUBLIC_URL")
         base_url = urlsplit(server_public).path

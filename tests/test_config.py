@@ -86,3 +86,11 @@ def test_junk_ports_in_the_environment_name_the_variable():
     with pytest.raises(ConfigurationError, match="NBAUTH_PORTS"):
         LoginSettings.resolve(config(domain="d", client_id="x"), {},
                               environ={"NBAUTH_PORTS": "87a"})
+
+
+@pytest.mark.parametrize("timeout", [0, -5, 86401])
+def test_a_timeout_out_of_range_says_the_range_in_plain_words(timeout):
+    with pytest.raises(ConfigurationError) as info:
+        LoginSettings.resolve(config(domain="d.auth0.com", client_id="x"),
+                              {"timeout": float(timeout)}, environ={})
+    assert f"more than 0 and at most 86400 seconds, not {timeout}." in str(info.value)

@@ -93,6 +93,7 @@ def test_the_magic_puts_the_token_in_the_namespace_and_reuses_the_cache(ip, magi
     with capture_output() as out:
         ip.run_cell(f"%auth0_login {line}")
     assert "(client credentials)" in out.stdout and "m2m_token and m2m are ready" in out.stdout
+    assert out.stdout.count("(client credentials)") == 1, out.stdout
     assert api(provider, ip.user_ns["m2m_token"]).status_code == 200
     assert ip.user_ns["m2m"].get(provider.api_url, timeout=10).status_code == 200
     widget = magics.logins["m2m_token"].widget
