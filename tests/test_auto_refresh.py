@@ -118,10 +118,13 @@ def test_refresh_happens_while_the_old_token_is_still_valid():
 def test_calling_start_again_keeps_one_timer_and_stop_cancels_it():
     with ScriptedProvider(token_answers=rotating(3600)) as p:
         creds = credentials(p, expires_in=3600)
-        for _ in range(5):
-            creds.start_auto_refresh()
-        assert len(timer_threads()) == 1
-        creds.stop_auto_refresh()
+        try:
+            for _ in range(5):
+                creds.start_auto_refresh()
+            # each call cancels the timer before; a cancelled one may take a moment to end
+            assert wait_for(lambda: len(timer_threads()) == 1, 2), timer_threads()
+        finally:
+            creds.stop_auto_refresh()
         assert wait_for(lambda: not timer_threads(), 2)
         assert refreshes(p) == []
 
@@ -131,7 +134,7 @@ def test_logout_and_clear_cancel_the_timer():
         for end in ("logout", "clear"):
             creds = credentials(p, expires_in=3600)
             creds.start_auto_refresh()
-            assert len(timer_threads()) == 1
+            assert wait_for(lambda: len(timer_threads()) == 1, 2), timer_threads()
             getattr(creds, end)()
             assert wait_for(lambda: not timer_threads(), 2), end
             assert creds.next_refresh_at is None
