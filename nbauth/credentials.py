@@ -40,6 +40,7 @@ from .tokens import (
     REFRESH_THRESHOLD,
     AccessToken,
     Clock,
+    Secret,
     TokenResponse,
     TokenState,
     describe_remaining,
@@ -213,6 +214,15 @@ class Credentials:
         self._retries_left = AUTO_REFRESH_ATTEMPTS
         self._next_refresh_at: float | None = None
         self.auto_refresh_backoff = AUTO_REFRESH_BACKOFF
+
+    # The refresh token is kept as a Secret, so that printing vars() shows no token.
+    @property
+    def _refresh_token(self) -> str | None:
+        return self._refresh_secret
+
+    @_refresh_token.setter
+    def _refresh_token(self, value: str | None) -> None:
+        self._refresh_secret = None if value is None else Secret(value)
 
     # -- what users read -------------------------------------------------------------------
     @property

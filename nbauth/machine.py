@@ -29,7 +29,7 @@ from .errors import (
     hide_internal_frames,
 )
 from .http import ProviderClient
-from .tokens import AccessToken, Clock, TokenResponse, parse_token_response
+from .tokens import AccessToken, Clock, Secret, TokenResponse, parse_token_response
 
 __all__ = ["SECRET_ENVIRONMENT", "MachineCredentials", "client_credentials", "resolve_secret"]
 
@@ -86,7 +86,7 @@ class MachineCredentials(Credentials):
     def __init__(self, response: TokenResponse, *, secret: str, scope: str | None,
                  post_secret: bool = False, **kwargs: Any) -> None:
         super().__init__(response, **kwargs)
-        self._secret = secret
+        self._secret = Secret(secret)  # vars() shows "<secret>"
         self._request_scope = scope
         self._post_secret = post_secret
 
@@ -111,7 +111,7 @@ class MachineCredentials(Credentials):
         """Forget the token and the secret here (client credentials have nothing to revoke)."""
         with self._lock:
             self.clear(reason="logout")
-            self._secret = ""
+            self._secret = Secret("")
         with _cache_lock:
             for key, (cached, _) in list(_cache.items()):
                 if cached is self:

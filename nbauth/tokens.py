@@ -19,6 +19,7 @@ __all__ = [
     "REFRESH_THRESHOLD",
     "AccessToken",
     "Clock",
+    "Secret",
     "TokenResponse",
     "TokenState",
     "describe_remaining",
@@ -95,6 +96,25 @@ class AccessToken(str):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> AccessToken:
         return self
+
+
+class Secret(str):
+    """A secret string (a refresh token, a client secret): its value wherever it is used, a
+    placeholder wherever it is shown (repr, and so `vars()` of the object holding it)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("<secret>")
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        raise TypeError("secrets are not picklable: they must not be written to disk")
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickle protocol 2+
+        raise TypeError("secrets are not picklable: they must not be written to disk")
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,26 @@ def test_S82_deepcopy_of_a_structure_holding_credentials_cannot_be_pickled_eithe
     nested = {"cfg": [items["session"]]}
     with pytest.raises(TypeError):
         pickle.dumps(copy.deepcopy({"token": items["access token"]}) | nested)
+
+
+def test_vars_of_the_credentials_show_no_refresh_token_or_client_secret(provider, browser,
+                                                                        monkeypatch):
+    """`vars(auth0_session.credentials)` as a cell's last line is saved in the notebook."""
+    import nbauth
+
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                         audience=provider.audience, port=0, timeout=60, open_browser=person)
+    person.join()
+    refresh_token = str(creds._refresh_token)
+    assert len(refresh_token) > 20
+    shown = repr(vars(creds)) + repr(vars(creds.session()))
+    assert refresh_token not in shown and "<secret>" in shown
+    creds.refresh()  # the rotated successor is kept the same way
+    assert str(creds._refresh_token) not in repr(vars(creds))
+    creds.logout()
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", provider.m2m_client_secret)
+    machine = nbauth.client_credentials(provider.issuer, provider.m2m_client_id,
+                                        audience=provider.audience)
+    assert provider.m2m_client_secret not in repr(vars(machine))
+    machine.logout()
