@@ -28,7 +28,6 @@ from .authorize import DEFAULT_SCOPE, normalize_scope
 from .credentials import Credentials, Identity
 from .discovery import ProviderMetadata, discover, is_loopback_host, issuer_from_domain
 from .errors import (
-    ConfigurationError,
     DeviceFlowUnsupportedError,
     DeviceLoginExpiredError,
     LoginCancelledError,
@@ -41,7 +40,7 @@ from .errors import (
     names_unknown_audience,
     scrub,
 )
-from .flow import _jwks_for
+from .flow import _check_types, _jwks_for
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
 from .tokens import Clock, describe_remaining, parse_token_response
@@ -551,14 +550,6 @@ class DeviceLogin:
         raise TypeError("a device login is not picklable: its device code is a secret")
 
 
-def _check_arguments(**values: object) -> None:
-    for name, value in values.items():
-        if value is not None and not isinstance(value, str):
-            raise ConfigurationError(f"{name} must be a string, not {type(value).__name__}.")
-    if not values.get("client_id"):
-        raise ConfigurationError("client_id is empty: pass the client id.")
-
-
 @hide_internal_frames
 def start_device_login(
     domain: str,
@@ -578,7 +569,9 @@ def start_device_login(
     many seconds without approval (else when the code expires). `sleep(seconds)` is
     injectable for tests; by default the waits end early when `cancel()` is called.
     """
-    _check_arguments(domain=domain, client_id=client_id, audience=audience, scope=scope)
+    _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
+    client_id = client_id.strip()
+    audience = audience.strip() or None if audience is not None else None
     issuer = issuer_from_domain(domain)
     client = client or ProviderClient()
     metadata = discover(issuer, client)

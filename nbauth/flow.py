@@ -100,7 +100,7 @@ def _check_types(**values: object) -> None:
                 f"{name} must be a string, not {type(value).__name__}."
             )
     for name in ("domain", "client_id"):
-        if not values.get(name):
+        if name in values and not str(values[name] or "").strip():
             raise ConfigurationError(f"{name} is empty: pass the {name.replace('_', ' ')}.")
 
 
@@ -429,11 +429,14 @@ def start_login(
         raise ConfigurationError("start_login cannot use the device route; call "
                                  "start_device_login instead.")
     _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
+    # As the magics and the environment do: a pasted value often carries a space or newline.
+    client_id = client_id.strip()
+    audience = audience.strip() or None if audience is not None else None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
         0 < timeout <= MAX_TIMEOUT
     ):
         raise ConfigurationError(
-            f"The timeout must be a number of seconds between 0 and {MAX_TIMEOUT:g}, "
+            f"The timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
             f"not {timeout!r}."
         )
     issuer = issuer_from_domain(domain)

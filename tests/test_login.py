@@ -258,10 +258,21 @@ def test_unreachable_provider_is_explained():
                      open_browser=False, timeout=5)
 
 
+def test_a_pasted_client_id_with_spaces_logs_in(provider, browser):
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=f" {provider.client_id}\n",
+                         audience=f"{provider.audience} ", port=0, timeout=60,
+                         open_browser=person)
+    person.join()
+    assert creds.client_id == provider.client_id and creds.audience == provider.audience
+    creds.logout()
+
+
 @pytest.mark.parametrize("kwargs,needle", [
     ({"domain": None}, "domain is empty"),
     ({"domain": b"x.auth0.com"}, "string"),
     ({"client_id": ""}, "client_id"),
+    ({"client_id": "  \n"}, "client_id is empty"),
     ({"port": b"87"}, "port"),
     ({"port": [True]}, "port"),
     ({"port": 8765.0}, "port"),
