@@ -77,6 +77,23 @@ def nbauth_exception_handler(shell: Any, etype: type[BaseException], value: Base
     return stb
 
 
+def _remembered_hint() -> str:
+    """Where remembered logins are kept, and how to forget them, when there are any."""
+    from .remember import remembered_keys
+
+    try:
+        keys = remembered_keys()
+    except Exception:  # a hint only: an unusable store must not turn a logout into an error
+        return ""
+    if not keys:
+        return ""
+    first = keys[0]
+    example = f"--domain {first.issuer} --client-id {first.client_id}" + (
+        f" --audience {first.audience}" if first.audience else "")
+    return (f" {len(keys)} remembered login{'s are' if len(keys) > 1 else ' is'} kept on this "
+            f"machine; to forget one, name it: %auth0_logout {example}")
+
+
 @magics_class
 class AuthMagics(Magics):
     """Log in to Auth0 or any OpenID Connect provider from a notebook."""
@@ -214,12 +231,13 @@ class AuthMagics(Magics):
             settings = LoginSettings.resolve(self.config_defaults, {
                 "domain": args.domain, "client_id": args.client_id, "audience": args.audience,
                 "scope": None if args.scope is None else " ".join(args.scope)})
-        except ConfigurationError:
-            return f"{nothing}."  # no settings to look a remembered login up by
+        except ConfigurationError:  # no settings to look a remembered login up by
+            return f"{nothing}.{_remembered_hint()}"
         from .remember import forget_remembered_login
 
         outcome = forget_remembered_login(settings.domain, settings.client_id,
-                                          audience=settings.audience, scope=settings.scope)
+                                          audience=settings.audience, scope=settings.scope,
+                                          any_scope=args.scope is None)
         return (f"{nothing}. {outcome}" if outcome
                 else f"{nothing}, and none is remembered for {settings.domain}.")
 

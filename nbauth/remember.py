@@ -270,25 +270,40 @@ def forget_remembered(credentials: Credentials, *, scope: str,
 
 
 def forget_remembered_login(domain: str, client_id: str, *, audience: str | None, scope: str,
-                            store: TokenStore | None = None,
+                            any_scope: bool = False, store: TokenStore | None = None,
                             client: ProviderClient | None = None) -> str | None:
     """Revoke and delete the login remembered for these settings (a kernel that never logged
-    in, e.g. after a restart); None when nothing was remembered."""
+    in, e.g. after a restart); None when nothing was remembered. With `any_scope` (no scope
+    was given), logins remembered for these settings with other scopes are forgotten too."""
     client = client or ProviderClient()
+    store = store or default_store()
     issuer = issuer_from_domain(domain)
     try:
         metadata: ProviderMetadata | None = discover(issuer, client)
     except ProviderError as exc:  # forget it here all the same; say it was not revoked
         metadata, unreachable = None, exc
     key = _store_key(metadata.issuer if metadata else issuer, client_id, audience, scope)
-    token = _take(store or default_store(), key)
-    if token is None:
+    keys = [key]
+    if any_scope:
+        keys += [k for k in remembered_keys(store) if k != key and
+                 (k.issuer, k.client_id, k.audience) == (key.issuer, key.client_id, key.audience)]
+    tokens = [token for token in (_take(store, k) for k in keys) if token is not None]
+    if not tokens:
         return None
+    what = ("The remembered login was" if len(tokens) == 1
+            else f"{len(tokens)} remembered logins (for different scopes) were")
     if metadata is None:
-        return ("The remembered login was forgotten here, but not revoked at the provider "
-                f"({unreachable}).")
-    outcome = revoke_refresh_token(client, metadata.revocation_endpoint, client_id, token)
-    return f"The remembered login was forgotten. {outcome}"
+        return f"{what} forgotten here, but not revoked at the provider ({unreachable})."
+    outcomes = [revoke_refresh_token(client, metadata.revocation_endpoint, client_id, token)
+                for token in tokens]
+    return f"{what} forgotten. " + " ".join(dict.fromkeys(outcomes))
+
+
+def remembered_keys(store: TokenStore | None = None) -> list[StoreKey]:
+    """What the logins remembered in `store` are for (a keyring cannot list them: [])."""
+    store = store or default_store()
+    keys = getattr(store, "keys", None)
+    return list(keys()) if callable(keys) else []
 
 
 def _take(store: TokenStore, key: StoreKey) -> str | None:

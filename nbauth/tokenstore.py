@@ -256,6 +256,36 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path_for(key))
 
+    def keys(self, limit: int = 200) -> list[StoreKey]:
+        """What the stored logins are for (no tokens): to find one whose scope nobody typed
+        again. Unreadable, foreign or corrupt files are skipped."""
+        try:
+            if not self._checked_directory(create=False):
+                return []
+            paths = sorted(self.directory.glob("login-*.json"))[:limit]
+        except (OSError, TokenStoreError):
+            return []
+        found = []
+        for path in paths:
+            try:
+                st = os.lstat(path)
+                _check_private(st, path, directory=False)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+                    continue
+                data = json.loads(path.read_bytes())
+            except (OSError, ValueError, RecursionError, TokenStoreError):
+                continue
+            if not isinstance(data, dict) or data.get("format") != _FORMAT:
+                continue
+            issuer, client_id = data.get("issuer"), data.get("client_id")
+            audience, scope = data.get("audience"), data.get("scope")
+            if isinstance(issuer, str) and isinstance(client_id, str) and isinstance(scope, str) \
+                    and (audience is None or isinstance(audience, str)):
+                key = StoreKey(issuer, client_id, audience or None, scope)
+                if path.name == f"login-{key.digest}.json":
+                    found.append(key)
+        return found
+
     def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]:
         return _exclusive(self.directory, key)
 

@@ -511,6 +511,30 @@ def test_logout_in_a_kernel_that_never_logged_in_revokes_the_remembered_login(
     assert "none is remembered" in again.stdout
 
 
+@pytest_provider
+def test_logout_without_the_scope_forgets_a_login_remembered_with_another_scope(
+        ip, provider, browser, monkeypatch):
+    """A login remembered with --scope … read:messages, then %auth0_logout after a restart
+    without the scope: it is found all the same (before: "none is remembered")."""
+    from IPython.utils.capture import capture_output
+
+    scope = "openid profile email offline_access read:messages"
+    earlier, _, _ = browser_login(provider, browser, scope=scope)
+    remembered = earlier._refresh_token
+    earlier.clear()
+    with capture_output() as hint:  # nothing configured: where the remembered login is
+        ip.run_line_magic("auth0_logout", "")
+    assert "1 remembered login is kept" in hint.stdout
+    assert f"%auth0_logout --domain {provider.issuer} --client-id {provider.client_id} " \
+        f"--audience {provider.audience}" in hint.stdout
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", f"--domain {provider.issuer} --client-id "
+                          f"{provider.client_id} --audience {provider.audience}")
+    assert "The remembered login was forgotten. The refresh token was revoked" in out.stdout
+    assert refused(provider, remembered) and remember.remembered_keys() == []
+    assert remembered not in hint.stdout + out.stdout
+
+
 def test_logout_forgets_a_remembered_login_even_when_the_provider_is_unreachable():
     dead = "http://127.0.0.1:9/"  # discard port: nothing answers there
     key = StoreKey(dead, "client", None, "openid profile email offline_access")
