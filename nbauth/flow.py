@@ -223,13 +223,18 @@ class PendingLogin:
     def wait(self, timeout: float | None = None) -> Credentials:
         """Block until the login ends; Ctrl-C (kernel interrupt) cancels it cleanly."""
         limit = None if timeout is None else time.monotonic() + timeout
+        interrupted = False
         try:
             while not self._done.wait(0.1):
                 if limit is not None and time.monotonic() >= limit:
                     raise TimeoutError("the login is still pending")
         except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
             self.cancel("The login was interrupted.")
-            raise
+            # A fresh one, raised outside the handler: Ctrl-C in a script shows the caller's
+            # frames, not threading's (and no __context__ chain).
+            raise KeyboardInterrupt
         self._listener.close()
         if self._error is not None:
             raise self._error

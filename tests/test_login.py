@@ -372,3 +372,29 @@ def test_a_script_that_exits_right_after_login_still_sends_the_whole_page(provid
         finally:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_ctrl_c_in_a_script_frees_the_port_and_shows_no_threading_frames(provider):
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import nbauth\n"
+        f"nbauth.login(domain={provider.issuer!r}, client_id={provider.client_id!r}, port=0,\n"
+        "             timeout=60, open_browser=lambda url: print(url, flush=True))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        port = int(urlsplit(url).port)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert process.returncode != 0 and stderr.rstrip().endswith("KeyboardInterrupt")
+    assert "threading.py" not in stderr and "During handling" not in stderr
+    with socket.create_server(("127.0.0.1", port)):  # the port is free again
+        pass
