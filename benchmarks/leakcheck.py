@@ -64,20 +64,6 @@ def _settle(baseline: dict[str, float], limit: float = 15.0) -> dict[str, float]
         time.sleep(0.1)
 
 
-def close_widget_tree(widget: Any) -> None:
-    """Close a widget, its children and their layout/style models (what a frontend would
-    have to ask for to free a widget whose output was cleared; none does)."""
-    from ipywidgets import Widget
-
-    for child in getattr(widget, "children", ()):
-        close_widget_tree(child)
-    for name in ("layout", "style"):
-        part = getattr(widget, name, None)
-        if isinstance(part, Widget):
-            part.close()
-    widget.close()
-
-
 def one_login(shell: Any, provider: dict[str, Any], complete_login: Any) -> Any:
     magics = shell.magics_manager.registry["AuthMagics"]
     from IPython.utils.capture import capture_output
@@ -98,54 +84,76 @@ def one_login(shell: Any, provider: dict[str, Any], complete_login: Any) -> Any:
     return login
 
 
-def run_logins(shell: Any, provider: dict[str, Any], count: int, *, warmup: int = 5,
-               points: int = 10, close_replaced_widgets: bool = False,
-               settle: float = 15.0) -> dict[str, Any]:
+class LoginRun:
     """`warmup` logins, a baseline, `count` logins, then the same measurements again.
 
-    Memory is traced with tracemalloc from the baseline on; `series` has (logins done,
-    traced KiB) at `points` steps; `top` names the source lines that grew most. With
-    `close_replaced_widgets`, each replaced login's widget is closed, to tell what nbauth keeps
-    apart from the widgets ipywidgets keeps registered while they are displayed. `settle` bounds
-    the wait for finished threads' resources to be given back.
+    Each step is a method, so that a benchmark can run every login as its own execute request
+    in a real kernel (a re-run of one cell, with the cell id a frontend sends), or all of them
+    in one call (`run_logins`). Memory is traced with tracemalloc from the baseline on;
+    `series` has (logins done, traced KiB) at `points` steps; `top` names the source lines
+    that grew most. `settle` bounds the wait for finished threads' resources to be given back.
     """
-    from scripted_user import complete_login
 
-    previous: list[Any] = []
+    def __init__(self, shell: Any, provider: dict[str, Any], count: int, *,
+                 warmup: int = 5, points: int = 10, settle: float = 15.0,
+                 control: bool = False) -> None:
+        from scripted_user import complete_login
 
-    def login_once() -> None:
-        login = one_login(shell, provider, complete_login)
-        if close_replaced_widgets:
-            for old in previous:
-                close_widget_tree(old.widget)
-            previous[:] = [login]
+        self.control = control  # log in for the warm-up only: what the cells alone keep
+        self.shell, self.provider, self.count = shell, provider, count
+        self.warmup, self.settle = warmup, settle
+        self.step = max(1, count // points)
+        self._complete_login = complete_login
+        self.done = 0
+        self.series: list[tuple[int, float]] = [(0, 0.0)]
 
-    for _ in range(warmup):
-        login_once()
-    gc.collect()
-    baseline = _settle(process_counts(), limit=0)
-    tracemalloc.start(1)
-    gc.collect()
-    start_traced = tracemalloc.get_traced_memory()[0]
-    snapshot0 = tracemalloc.take_snapshot()
-    series = [(0, 0.0)]
-    step = max(1, count // points)
-    started = time.perf_counter()
-    for i in range(1, count + 1):
-        login_once()
-        if i % step == 0 or i == count:
+    def login(self) -> None:
+        """One `%auth0_login` (replacing the previous one), signed in by the scripted person."""
+        one_login(self.shell, self.provider, self._complete_login)
+
+    def begin(self) -> None:
+        """After the warm-up logins: the baseline, and tracing from here on."""
+        gc.collect()
+        self.baseline = _settle(process_counts(), limit=0)
+        tracemalloc.start(1)
+        gc.collect()
+        self.start_traced = tracemalloc.get_traced_memory()[0]
+        self.snapshot0 = tracemalloc.take_snapshot()
+        self.started = time.perf_counter()
+
+    def counted_login(self) -> None:
+        if not self.control:
+            self.login()
+        self.done += 1
+        if self.done % self.step == 0 or self.done == self.count:
             gc.collect()
-            series.append((i, (tracemalloc.get_traced_memory()[0] - start_traced) / 1024))
-    elapsed = time.perf_counter() - started
-    after = _settle(baseline, limit=settle)
-    gc.collect()
-    traced_growth = tracemalloc.get_traced_memory()[0] - start_traced
-    snapshot1 = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    top = [
-        {"where": str(stat.traceback[0]), "kib": round(stat.size_diff / 1024, 1),
-         "count": stat.count_diff}
-        for stat in snapshot1.compare_to(snapshot0, "lineno")[:6]
-    ]
-    return {"logins": count, "seconds": elapsed, "baseline": baseline, "after": after,
-            "traced_growth_kib": traced_growth / 1024, "series": series, "top": top}
+            self.series.append(
+                (self.done, (tracemalloc.get_traced_memory()[0] - self.start_traced) / 1024))
+
+    def finish(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.started
+        after = _settle(self.baseline, limit=self.settle)
+        gc.collect()
+        traced_growth = tracemalloc.get_traced_memory()[0] - self.start_traced
+        snapshot1 = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        top = [
+            {"where": str(stat.traceback[0]), "kib": round(stat.size_diff / 1024, 1),
+             "count": stat.count_diff}
+            for stat in snapshot1.compare_to(self.snapshot0, "lineno")[:6]
+        ]
+        return {"logins": self.done, "seconds": elapsed, "baseline": self.baseline,
+                "after": after, "traced_growth_kib": traced_growth / 1024,
+                "series": self.series, "top": top}
+
+
+def run_logins(shell: Any, provider: dict[str, Any], count: int, *, warmup: int = 5,
+               points: int = 10, settle: float = 15.0) -> dict[str, Any]:
+    """A whole `LoginRun` in one call (one cell, or a plain shell)."""
+    run = LoginRun(shell, provider, count, warmup=warmup, points=points, settle=settle)
+    for _ in range(warmup):
+        run.login()
+    run.begin()
+    for _ in range(count):
+        run.counted_login()
+    return run.finish()
