@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import platform
-import queue
 import statistics
 import subprocess
 import sys
@@ -270,45 +269,23 @@ class FreshKernel:
     """A new ipykernel with provider/ and benchmarks/ on its path, driven as a frontend does."""
 
     def __init__(self) -> None:
-        from jupyter_client.manager import start_new_kernel
+        from kernel_frontend import FrontendKernel
 
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "provider"), str(HERE)])}
-        # stderr: ipykernel warns that its (loopback) ports are unencrypted, once per kernel.
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env,
-                                            stderr=subprocess.DEVNULL)
+        # quiet: ipykernel warns that its (loopback) ports are unencrypted, once per kernel.
+        self._kernel = FrontendKernel({"PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "provider"), str(HERE)])}, quiet=True)
 
     def run(self, code: str, *, cell_id: str | None = None, timeout: float = 600) -> str:
         """Execute one cell (with `cell_id` in the request's metadata, as JupyterLab, Notebook 7
         and VS Code send it); return its text output, raising if the cell failed."""
-        content = {"code": code, "silent": False, "store_history": True,
-                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
-        msg = self.kc.session.msg("execute_request", content,
-                                  metadata={"cellId": cell_id} if cell_id else {})
-        self.kc.shell_channel.send(msg)
-        msg_id = msg["header"]["msg_id"]
-        outputs: list[str] = []
-        failed = False
-        deadline = time.monotonic() + timeout
-        for _ in range(100_000):  # messages of one cell: bounded by count and by time
-            if time.monotonic() > deadline:
-                break
-            try:
-                reply = self.kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if reply["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, body = reply["msg_type"], reply["content"]
-            if kind == "stream":
-                outputs.append(body["text"])
-            elif kind == "error":
-                failed = True
-                outputs.append("\n".join(body["traceback"]))
-            elif kind == "status" and body["execution_state"] == "idle":
-                if failed:
-                    raise RuntimeError("the kernel cell failed:\n" + "".join(outputs)[-3000:])
-                return "".join(outputs)
-        raise RuntimeError(f"the kernel cell did not finish within {timeout:g} s")
+        try:
+            result = self._kernel.execute(code, cell_id=cell_id, timeout=timeout)
+        except TimeoutError as exc:
+            raise RuntimeError(f"the kernel cell failed: {exc}") from None
+        if result.errors:
+            raise RuntimeError("the kernel cell failed:\n"
+                               + (result.text + "".join(result.tracebacks))[-3000:])
+        return result.text
 
     def result(self, code: str, **kwargs: Any) -> dict[str, Any]:
         """The JSON a cell printed after 'BENCH-RESULT '."""
@@ -317,8 +294,7 @@ class FreshKernel:
         return dict(json.loads(line[len("BENCH-RESULT "):]))
 
     def close(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        self._kernel.close()
 
 
 def run_in_fresh_kernel(code: str, timeout: float = 600) -> dict[str, Any]:

@@ -9,14 +9,12 @@ shows "Replaced by a newer login" and stays.
 
 from __future__ import annotations
 
-import os
-import queue
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kernel_frontend import FrontendKernel
 
 pytestmark = [pytest.mark.provider, pytest.mark.kernel]
 
@@ -26,14 +24,12 @@ COUNT = "from ipywidgets.widgets.widget import _instances; print(len(_instances)
 NEWEST = "get_ipython().magics_manager.registry['AuthMagics'].logins['access_token'].widget"
 
 
-class Kernel:
+class Kernel(FrontendKernel):
     """A real kernel whose $BROWSER is the scripted demo user, so a login cell just logs in."""
 
     def __init__(self, provider, browser: str) -> None:
-        from jupyter_client.manager import start_new_kernel
-
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env={
-            **os.environ, "AUTH0_DOMAIN": provider.issuer, "AUTH0_CLIENT_ID": provider.client_id,
+        super().__init__({
+            "AUTH0_DOMAIN": provider.issuer, "AUTH0_CLIENT_ID": provider.client_id,
             "AUTH0_AUDIENCE": provider.audience,
             "NBAUTH_SCOPE": "openid profile email offline_access read:messages",
             "BROWSER": browser})
@@ -41,39 +37,12 @@ class Kernel:
     def run(self, code: str, cell_id: str | None = None, timeout: float = 90) -> str:
         """Execute `code` as a frontend would (with `cell_id` in the request's metadata, as
         JupyterLab sends it); return its text output, failing on an error."""
-        content = {"code": code, "silent": False, "store_history": True,
-                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
-        msg = self.kc.session.msg("execute_request", content,
-                                  metadata={"cellId": cell_id} if cell_id else {})
-        self.kc.shell_channel.send(msg)
-        msg_id = msg["header"]["msg_id"]
-        texts, errors = [], []
-        deadline = time.monotonic() + timeout
-        for _ in range(100_000):  # messages of one cell: bounded by count and by time
-            if time.monotonic() > deadline:
-                break
-            try:
-                reply = self.kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if reply["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, body = reply["msg_type"], reply["content"]
-            if kind == "stream":
-                texts.append(body["text"])
-            elif kind == "error":
-                errors.append(f"{body['ename']}: {body['evalue']}")
-            elif kind == "status" and body["execution_state"] == "idle":
-                assert not errors, errors
-                return "".join(texts)
-        raise AssertionError(f"the cell did not finish within {timeout} s")
+        result = self.execute(code, cell_id=cell_id, timeout=timeout)
+        assert not result.errors, result.errors
+        return result.text
 
     def count(self) -> int:
         return int(self.run(COUNT).strip())
-
-    def close(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
 
 
 @pytest.fixture
