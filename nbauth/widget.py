@@ -82,7 +82,7 @@ class LoginWidget(widgets.VBox):
         self._ticker: threading.Timer | None = None
         self._closed = False
         self._display: Any = None
-        self._text = f"nbauth: log in to {provider}"
+        self._text = f"nbauth: preparing the login to {provider}…"
         self._show(link=False, retry=False, cancel=False, logout=False)
 
     # The default repr lists child values (the URL among them) and is saved as text/plain.
