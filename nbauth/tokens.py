@@ -18,6 +18,7 @@ from .errors import ProviderError, oauth_error
 __all__ = [
     "REFRESH_THRESHOLD",
     "AccessToken",
+    "BearerHeader",
     "Clock",
     "Secret",
     "TokenResponse",
@@ -115,6 +116,19 @@ class Secret(str):
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # pickle protocol 2+
         raise TypeError("secrets are not picklable: they must not be written to disk")
+
+
+class BearerHeader(Secret):
+    """An ``Authorization: Bearer …`` value that shows itself redacted (``r.request.headers``
+    as a cell's last line would otherwise put the token in the output)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'Bearer <access token>'"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
 
 @dataclass(frozen=True)

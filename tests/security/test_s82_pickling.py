@@ -89,3 +89,20 @@ def test_vars_of_the_credentials_show_no_refresh_token_or_client_secret(provider
                                         audience=provider.audience)
     assert provider.m2m_client_secret not in repr(vars(machine))
     machine.logout()
+
+
+def test_the_authorization_header_of_a_sent_request_shows_redacted(provider, browser):
+    """`r.request.headers` as a cell's last line (a common way to debug a 401)."""
+    import nbauth
+
+    person = browser()
+    creds = nbauth.login(domain=provider.issuer, client_id=provider.client_id,
+                         audience=provider.audience, port=0, timeout=60, open_browser=person)
+    person.join()
+    answer = creds.session().get(provider.api_url, timeout=10)
+    assert answer.status_code == 200  # the header went out whole
+    token = str(creds.token())
+    shown = repr(answer.request.headers) + repr(vars(answer.request))
+    assert token not in shown and "Bearer <access token>" in shown
+    assert answer.request.headers["Authorization"] == f"Bearer {token}"  # the value itself
+    creds.logout()
