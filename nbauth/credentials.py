@@ -39,6 +39,7 @@ from .idtoken import JwksCache, validate_id_token
 from .tokens import (
     REFRESH_THRESHOLD,
     AccessToken,
+    BearerHeader,
     Clock,
     Secret,
     TokenResponse,
@@ -511,6 +512,17 @@ class Credentials:
         return (f"{outcome} An access token already issued stays valid at the API until it "
                 "expires.")
 
+    def end_replaced(self) -> None:
+        """A newer login took over: forget every token now, and revoke the refresh token at
+        the provider on a background thread (nobody waits for that answer)."""
+        with self._lock:
+            token, endpoint = self._refresh_token, self._revocation_endpoint
+            self.clear(reason="replaced")
+        if token is not None and endpoint is not None:
+            threading.Thread(target=revoke_refresh_token, name="nbauth-revoke-replaced",
+                             args=(ProviderClient(), endpoint, self.client_id, str(token)),
+                             daemon=True).start()
+
     def revoke_refresh_token(self, refresh_token: str) -> str:
         """Revoke a refresh token of this client at the provider (RFC 7009); say what happened."""
         return revoke_refresh_token(self._client, self._revocation_endpoint, self.client_id,
@@ -650,7 +662,7 @@ class BearerAuth(requests.auth.AuthBase):
         self._credentials = credentials
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._credentials.token()}"
+        request.headers["Authorization"] = BearerHeader(f"Bearer {self._credentials.token()}")
         return request
 
     def __repr__(self) -> str:

@@ -80,12 +80,10 @@ def _end_replaced(credentials: Credentials) -> None:
     """End a login a newer one replaced: nothing here uses its refresh token again, so it is
     revoked at the provider (in the background; the new login must not wait for that), unless
     it is a remembered login, whose token other kernels may share."""
-    if credentials.remembered or not credentials.can_refresh:
+    if credentials.remembered:
         credentials.clear(reason="replaced")
-        return
-    credentials.stop_auto_refresh()
-    threading.Thread(target=credentials.logout, name="nbauth-revoke-replaced",
-                     daemon=True).start()
+    else:
+        credentials.end_replaced()
 
 
 def _open_in_background(url: str) -> None:
@@ -105,6 +103,7 @@ class NotebookLogin:
         # False when the cell will block so that widget clicks wait until it ends (kernelwait).
         self.cancel_while_waiting = cancel_while_waiting
         self.widget = LoginWidget(settings.domain)
+        self.widget.publish_outcomes = _has_frontend(shell)
         self._cell_run = _cell_run(shell)
         if replaces is not None and replaces._widget_unseen_after(self):
             replaces.widget.close()  # nothing can show it again; ipywidgets would keep it
@@ -117,6 +116,7 @@ class NotebookLogin:
         self.credentials: Credentials | None = None
         #: How the last login completed without a browser ("remembered login", …), or None.
         self.how: str | None = None
+        self._device_settled = threading.Event()  # set when a device poller is done
         self._remember = settings.remember and not settings.client_credentials
         self._lock = threading.RLock()
         #: What this login put in the namespace, by name: it removes or rebinds only those.
@@ -143,7 +143,7 @@ class NotebookLogin:
         try:
             route = choose_route(settings.callback, settings.public_url)
         except NbauthError as exc:
-            self.widget.show_error(str(exc))
+            self._show_failure(str(exc))
             raise
         self.widget.set_mode(route.label)
         if route.mode == "device":
@@ -156,7 +156,7 @@ class NotebookLogin:
                     extra_params=settings.extra_params, route=route,
                 )
             except NbauthError as exc:
-                self.widget.show_error(str(exc))
+                self._show_failure(str(exc))
                 raise
             self.pending = pending
         note = (f"({route.reason}; this login waits up to {pending.timeout / 60:g} min)"
@@ -187,7 +187,7 @@ class NotebookLogin:
                                        audience=settings.audience, scope=settings.scope,
                                        warn=_note)
         except NbauthError as exc:
-            self.widget.show_error(str(exc))
+            self._show_failure(str(exc))
             raise
         if credentials is None:
             return False
@@ -206,7 +206,7 @@ class NotebookLogin:
                                              audience=settings.audience, scope=scope,
                                              configured_secret=settings.client_secret)
         except NbauthError as exc:
-            self.widget.show_error(str(exc))
+            self._show_failure(str(exc))
             raise
         with self._lock:
             self.pending = None
@@ -229,26 +229,41 @@ class NotebookLogin:
                         f"provider refused it: {exc} Either make the callback possible (see "
                         "above) or enable the Device Code grant for this application."
                     )
-                self.widget.show_error(str(error))
+                self._show_failure(str(error))
                 raise error from None
             self.pending = device
         self.widget.show_device(device, cancellable=self.cancel_while_waiting,
                                 note=route.fallback_reason or "")
+        self._device_settled.clear()
         threading.Thread(target=self._poll_device, args=(device,), name="nbauth-device-poll",
                          daemon=True).start()
         return device
 
     def _poll_device(self, device: DeviceLogin) -> None:
         try:
-            credentials = device.wait()
-        except NbauthError as exc:
+            try:
+                credentials = device.wait()
+            except NbauthError as exc:
+                if device is self.pending:
+                    self._show_failure(str(exc))
+                return
+            except BaseException:  # a daemon thread must end quietly
+                return
             if device is self.pending:
-                self.widget.show_error(str(exc))
+                self._install(credentials)
+        finally:
+            self._device_settled.set()  # a waiting cell reports after the widget has its say
+
+    def _show_failure(self, message: str) -> None:
+        """The failure in the widget, and, when an earlier login still holds the variables,
+        that it does and how to end it."""
+        earlier = self._earlier_credentials()
+        if earlier is None:
+            self.widget.show_error(message)
             return
-        except BaseException:  # a daemon thread must end quietly
-            return
-        if device is self.pending:
-            self._install(credentials)
+        self.widget.show_error(
+            f"{message} Your earlier login as {earlier.identity.label} still holds "
+            f"{self.settings.var}; Log out ends it.", can_log_out=True)
 
     def _pending_or_done(self) -> PendingLogin | DeviceLogin | Credentials:
         """What a wait waits for: the pending login, or the credentials of one that completed
@@ -266,11 +281,15 @@ class NotebookLogin:
         if isinstance(pending, Credentials):
             return pending
         try:
-            return pending.wait()
+            credentials = pending.wait()
         except KeyboardInterrupt:
             # As in wait_async: one line in nbauth's words, not a traceback through its frames.
-            self.widget.show_error("Login cancelled: the kernel was interrupted.")
-            raise LoginCancelledError("The login was interrupted (kernel interrupt).") from None
+            how = "kernel interrupt" if _has_frontend(self.shell) else "Ctrl-C"
+            self._show_failure(f"Login cancelled: interrupted ({how}).")
+            raise LoginCancelledError(f"The login was interrupted ({how}).") from None
+        if isinstance(pending, DeviceLogin):  # its poller installs the credentials: let it
+            self._device_settled.wait(timeout=5)
+        return credentials
 
     async def wait_async(self) -> Credentials:
         """Await the pending login; widget messages (Cancel) are handled meanwhile."""
@@ -284,9 +303,16 @@ class NotebookLogin:
             # A kernel interrupt cancels an awaiting cell; say what it did in nbauth's words
             # (a bare CancelledError would not tell the user the login was stopped).
             pending.cancel("The login was interrupted.")
-            self.widget.show_error("Login cancelled: the kernel was interrupted.")
-            raise LoginCancelledError("The login was interrupted (kernel interrupt).") from None
-        return pending.wait(timeout=0)
+            how = "kernel interrupt" if _has_frontend(self.shell) else "Ctrl-C"
+            self._show_failure(f"Login cancelled: interrupted ({how}).")
+            raise LoginCancelledError(f"The login was interrupted ({how}).") from None
+        credentials = pending.wait(timeout=0)
+        if isinstance(pending, DeviceLogin):  # its poller installs the credentials: let it
+            for _ in range(100):  # at most 5 s
+                if self._device_settled.is_set():
+                    break
+                await asyncio.sleep(0.05)
+        return credentials
 
     def cancel(self, reason: str = "Login cancelled.") -> None:
         """Stop the pending login, if any, and free its port."""
@@ -294,7 +320,7 @@ class NotebookLogin:
         if pending is not None and not pending.done():
             pending.cancel(reason)
             if isinstance(pending, DeviceLogin):  # its poller may sleep a while before noticing
-                self.widget.show_error(reason)
+                self._show_failure(reason)
 
     def supersede(self) -> None:
         """End the pending login because a newer one for the same variable starts."""
@@ -412,9 +438,7 @@ class NotebookLogin:
             return  # an older attempt: a newer one owns the widget now
         earlier = self._earlier_credentials()
         if status.phase == Status.FAILED and earlier is not None:
-            self.widget.show_error(
-                f"{status.message} Your earlier login as {earlier.identity.label} still holds "
-                f"{self.settings.var}; Log out ends it.", can_log_out=True)
+            self._show_failure(status.message)
         else:
             self.widget.update(status)
         credentials = pending.result()

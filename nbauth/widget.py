@@ -82,6 +82,8 @@ class LoginWidget(widgets.VBox):
         self._ticker: threading.Timer | None = None
         self._closed = False
         self._display: Any = None
+        #: False where display updates print as new lines (a terminal IPython).
+        self.publish_outcomes = True
         self._text = f"nbauth: preparing the login to {provider}…"
         self._show(link=False, retry=False, cancel=False, logout=False)
 
@@ -107,11 +109,15 @@ class LoginWidget(widgets.VBox):
         """What the widget says, in one line of text (no token, code or state)."""
         return self._text
 
-    def _set_text(self, text: str) -> None:
+    def _set_text(self, text: str, *, actionable: bool = False) -> None:
         if text == self._text:
             return
         self._text = text
-        if self._display is not None and not self._closed:
+        if self._display is None or self._closed:
+            return
+        # Where updates print as new lines (a terminal), only what to do is printed: the
+        # outcomes are what the magic prints itself.
+        if actionable or self.publish_outcomes:
             self._display.update(self)
 
     # -- callbacks --------------------------------------------------------------------------
@@ -147,7 +153,7 @@ class LoginWidget(widgets.VBox):
         self._url.value = url
         self._show(link=True, retry=False, cancel=cancellable, logout=False, url=True)
         self._set_status("Waiting for you to log in in the browser…" + (f" {note}" if note else ""))
-        self._set_text(f"nbauth: to log in to {self._provider}, open {url}")
+        self._set_text(f"nbauth: to log in to {self._provider}, open {url}", actionable=True)
 
     def set_mode(self, mode: str) -> None:
         """Name the callback route in the title (local callback, via Jupyter, device code)."""
@@ -172,7 +178,7 @@ class LoginWidget(widgets.VBox):
         _hide(self._qr, not self._qr.value)
         self._render_device()
         self._start_ticker()
-        self._set_text(f"nbauth: {device.instructions}")
+        self._set_text(f"nbauth: {device.instructions}", actionable=True)
 
     def _render_device(self) -> None:
         device = self._device

@@ -306,6 +306,28 @@ def test_a_login_replaced_after_a_failed_rerun_is_ended_and_revoked(ip, magics, 
         "Authorization": f"Bearer {ip.user_ns['access_token']}"}).status_code == 200
 
 
+def test_a_failed_device_rerun_says_the_earlier_login_still_holds_the_variable(
+        ip, magics, provider):
+    login_in_shell(ip, magics, provider)
+    with capture_output():
+        result = ip.run_cell(f"%auth0_login --device --timeout 2 --domain {provider.issuer} "
+                             f"--client-id {provider.client_id}")
+    assert type(result.error_in_exec).__name__ == "LoginTimeoutError"
+    status = magics.logins["access_token"].widget.status_text
+    assert "within 2 s" in status and "earlier login as Demo User" in status
+    assert "still holds access_token" in status
+
+
+def test_in_a_terminal_the_outcome_is_printed_once(ip, magics, provider):
+    """A terminal prints every display update as a new line: only what to do is published
+    (the link, the device code); the magic prints the outcome itself."""
+    login_in_shell(ip, magics, provider)
+    with capture_output() as out:
+        ip.run_line_magic("auth0_logout", "")
+    published = " ".join(str(o.data.get("text/plain", "")) for o in out.outputs)
+    assert out.stdout.count("Logged out.") == 1 and "Logged out" not in published
+
+
 def test_a_scope_the_provider_did_not_grant_is_named_after_the_login(ip, magics, provider):
     def report(scope):
         login_in_shell(ip, magics, provider, f"--scope {scope}")
