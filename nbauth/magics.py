@@ -251,6 +251,13 @@ class AuthMagics(Magics):
         login = self.logins.get(var)
         credentials = None if login is None else login.held_credentials()
         if credentials is None:
+            ended = None if login is None else login.credentials
+            if ended is not None and ended.end_reason == "refused":
+                print(f"The login under `{var}` has ended: the provider no longer accepts its "
+                      "refresh token (it expired, was revoked — a logout in another kernel "
+                      "sharing a remembered login does that — or was used twice). Run "
+                      "%auth0_login to sign in again.")
+                return None
             print(f"No login is held under `{var}`. Run %auth0_login first.")
             return None
         for label, value in credentials.describe().items():

@@ -328,6 +328,22 @@ def test_in_a_terminal_the_outcome_is_printed_once(ip, magics, provider):
     assert out.stdout.count("Logged out.") == 1 and "Logged out" not in published
 
 
+def test_auth0_token_says_when_the_provider_ended_the_login(ip, magics, provider):
+    """Another kernel sharing a remembered login logged out: the refresh token is revoked."""
+    from nbauth.errors import LoginRequiredError
+
+    login_in_shell(ip, magics, provider)
+    creds = magics.logins["access_token"].credentials
+    requests.post(provider.issuer + "oauth/revoke", timeout=10, data={
+        "token": str(creds._refresh_token), "client_id": provider.client_id})
+    with pytest.raises(LoginRequiredError):
+        creds.refresh()
+    with capture_output() as out:
+        ip.run_line_magic("auth0_token", "")
+    assert "has ended: the provider no longer accepts its refresh token" in out.stdout
+    assert "%auth0_login" in out.stdout
+
+
 def test_a_scope_the_provider_did_not_grant_is_named_after_the_login(ip, magics, provider):
     def report(scope):
         login_in_shell(ip, magics, provider, f"--scope {scope}")
