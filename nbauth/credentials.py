@@ -514,11 +514,12 @@ class Credentials:
 
     def end_replaced(self) -> None:
         """A newer login took over: forget every token now, and revoke the refresh token at
-        the provider on a background thread (nobody waits for that answer)."""
+        the provider on a background thread (nobody waits for that answer) — unless the login
+        is remembered, when other kernels may share that token."""
         with self._lock:
             token, endpoint = self._refresh_token, self._revocation_endpoint
             self.clear(reason="replaced")
-        if token is not None and endpoint is not None:
+        if token is not None and endpoint is not None and not self.remembered:
             threading.Thread(target=revoke_refresh_token, name="nbauth-revoke-replaced",
                              args=(ProviderClient(), endpoint, self.client_id, str(token)),
                              daemon=True).start()

@@ -76,16 +76,6 @@ def _has_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def _end_replaced(credentials: Credentials) -> None:
-    """End a login a newer one replaced: nothing here uses its refresh token again, so it is
-    revoked at the provider (in the background; the new login must not wait for that), unless
-    it is a remembered login, whose token other kernels may share."""
-    if credentials.remembered:
-        credentials.clear(reason="replaced")
-    else:
-        credentials.end_replaced()
-
-
 def _open_in_background(url: str) -> None:
     # webbrowser can block (it waits for $BROWSER or xdg-open); the kernel must not.
     threading.Thread(target=webbrowser.open, args=(url,), kwargs={"new": 2},
@@ -418,7 +408,7 @@ class NotebookLogin:
             self.supersede()
             credentials, self.credentials = self.credentials, None
             if credentials is not None and credentials is not keep:
-                _end_replaced(credentials)
+                credentials.end_replaced()
             # The widget stays displayed (and alive) in its cell; let it hold nothing else.
             self.pending = None
             self._bound = {}

@@ -301,9 +301,7 @@ def forget_remembered_login(domain: str, client_id: str, *, audience: str | None
 
 def remembered_keys(store: TokenStore | None = None) -> list[StoreKey]:
     """What the logins remembered in `store` are for (a keyring cannot list them: [])."""
-    store = store or default_store()
-    keys = getattr(store, "keys", None)
-    return list(keys()) if callable(keys) else []
+    return (store or default_store()).keys()
 
 
 def _take(store: TokenStore, key: StoreKey) -> str | None:

@@ -87,6 +87,8 @@ class TokenStore(Protocol):
 
     def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]: ...
 
+    def keys(self) -> list[StoreKey]: ...
+
 
 def _encode(key: StoreKey, entry: RememberedEntry) -> str:
     return json.dumps({
@@ -317,6 +319,10 @@ class KeyringStore:
 
     def lock(self, key: StoreKey) -> contextlib.AbstractContextManager[bool]:
         return _exclusive(store_directory(), key)
+
+    def keys(self) -> list[StoreKey]:
+        """A keyring cannot list its entries by service: what is stored is not known here."""
+        return []
 
     def _call(self, what: str, method: Any, *args: str) -> Any:
         try:
