@@ -342,34 +342,27 @@ def answers(*bodies):
     return [make(body) for body in bodies]
 
 
-def test_expires_in_zero_means_unknown_and_never_starts_a_refresh_loop():
-    # Authlib-based servers send expires_in: 0 for tokens that do not expire (authlib #312);
-    # taken as a lifetime, every refresh would be due at once, in a loop against the provider.
-    zero = [{"access_token": f"at-{i}", "token_type": "Bearer", "expires_in": 0,
-             "refresh_token": f"rt-{i}"} for i in range(2, 60)]
-    with ScriptedProvider(token_answers=answers(*zero)) as p:
+@pytest.mark.parametrize("expires_in", [
+    0,     # Authlib-based servers' "does not expire" (authlib #312): an unknown expiry
+    0.01,  # a token issued already due: the background refresh stops, and says so
+])
+def test_a_refresh_answer_due_at_once_never_starts_a_refresh_loop(expires_in, caplog):
+    # Taken as a lifetime, every refresh would be due at once, in a loop against the provider.
+    with ScriptedProvider(token_answers=rotating(expires_in)) as p:
         creds = credentials(p, expires_in=1.0)
         creds.start_auto_refresh()
-        assert wait_for(lambda: creds.refresh_count >= 1, 5)
-        time.sleep(1.5)  # a loop would have sent hundreds by now
-        assert len(refreshes(p)) == 1
-        assert creds.expires_at is None and creds.next_refresh_at is None
-        assert creds.token() == "at-2"  # usable, without refreshing on every call
-        assert len(refreshes(p)) == 1
-        creds.stop_auto_refresh()
-
-
-def test_a_token_issued_already_due_is_not_refreshed_in_a_loop():
-    # 0.01 s tokens: each refresh brings a token that is due at once
-    short = [{"access_token": f"at-{i}", "token_type": "Bearer", "expires_in": 0.01,
-              "refresh_token": f"rt-{i}"} for i in range(2, 60)]
-    with ScriptedProvider(token_answers=answers(*short)) as p:
-        creds = credentials(p, expires_in=1.0)
-        creds.start_auto_refresh()
-        assert wait_for(lambda: creds.refresh_count >= 1, 5)
-        time.sleep(1.5)
-        assert len(refreshes(p)) == 1  # the background refresh stopped, and said so
-        creds.stop_auto_refresh()
+        try:
+            assert wait_for(lambda: creds.refresh_count >= 1, 5)
+            time.sleep(1.5)  # a loop would have sent hundreds by now
+            assert len(refreshes(p)) == 1 and creds.next_refresh_at is None
+            if expires_in == 0:
+                assert creds.expires_at is None
+                assert creds.token() == "at-2"  # usable, without a refresh on every call
+                assert len(refreshes(p)) == 1
+            else:
+                assert "no longer renewed in the background" in caplog.text
+        finally:
+            creds.stop_auto_refresh()
 
 
 def test_a_rotated_refresh_token_is_kept_when_the_rest_of_the_answer_is_refused():
