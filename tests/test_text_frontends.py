@@ -8,27 +8,24 @@ driven with jupyter_client, as such a front end would show it, and signs in with
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import time
 
 import pytest
+from kernel_frontend import FrontendKernel
 from scripted_user import complete_device_login, complete_login
 
 pytestmark = [pytest.mark.provider, pytest.mark.kernel]
 
 
-class TextFrontend:
+class TextFrontend(FrontendKernel):
     """A kernel whose display outputs are kept by display_id, updates applied, as a front
     end does; only their text/plain is read."""
 
     def __init__(self, provider) -> None:
-        from jupyter_client.manager import start_new_kernel
-
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env={
-            **os.environ, "AUTH0_DOMAIN": provider.issuer, "AUTH0_CLIENT_ID": provider.client_id,
-            "AUTH0_AUDIENCE": provider.audience, "BROWSER": "true"})
+        super().__init__({"AUTH0_DOMAIN": provider.issuer, "AUTH0_CLIENT_ID": provider.client_id,
+                          "AUTH0_AUDIENCE": provider.audience, "BROWSER": "true"})
         self.shown: dict[str, str] = {}  # display_id -> the text/plain shown now
         self.stream = ""
 
@@ -52,10 +49,6 @@ class TextFrontend:
 
     def text(self) -> str:
         return "\n".join(self.shown.values())
-
-    def close(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
 
 
 @pytest.fixture
