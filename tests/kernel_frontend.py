@@ -37,12 +37,19 @@ class FrontendKernel:
     def execute(self, code: str, *, cell_id: str | None = None,
                 timeout: float = 90) -> CellResult:
         """Run one cell (with `cell_id` in the request's metadata) and wait until it ends."""
+        return self.collect(self.send(code, cell_id=cell_id), timeout=timeout)
+
+    def send(self, code: str, *, cell_id: str | None = None) -> str:
+        """Send one cell without waiting; return its message id (for `collect`)."""
         content = {"code": code, "silent": False, "store_history": True,
                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
         msg = self.kc.session.msg("execute_request", content,
                                   metadata={"cellId": cell_id} if cell_id else {})
         self.kc.shell_channel.send(msg)
-        msg_id = msg["header"]["msg_id"]
+        return str(msg["header"]["msg_id"])
+
+    def collect(self, msg_id: str, *, timeout: float = 90) -> CellResult:
+        """What the cell `msg_id` printed, once it has ended."""
         result = CellResult()
         deadline = time.monotonic() + timeout
         for _ in range(100_000):  # messages of one cell: bounded by count and by time

@@ -6,12 +6,12 @@ none of that may break %auth0_login (kernelwait rewrites only the cell the kerne
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import time
 
 import pytest
+from kernel_frontend import FrontendKernel
 
 pytestmark = [pytest.mark.provider, pytest.mark.kernel]
 
@@ -19,42 +19,20 @@ TIMED_OUT = "LoginTimeoutError"
 LOGIN = "%auth0_login --no-browser --port 0 --timeout 2"
 
 
-class Kernel:
+class Kernel(FrontendKernel):
     """A real kernel with the demo provider's settings in its environment."""
 
     def __init__(self, provider):
-        from jupyter_client.manager import start_new_kernel
-
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env={
-            **os.environ, "AUTH0_DOMAIN": provider.issuer,
-            "AUTH0_CLIENT_ID": provider.client_id, "BROWSER": "true"})
+        super().__init__({"AUTH0_DOMAIN": provider.issuer,
+                          "AUTH0_CLIENT_ID": provider.client_id, "BROWSER": "true"})
 
     def collect(self, msg_id, timeout=60):
         """Outputs of one cell: its text and its errors (ename: evalue)."""
-        texts, errors = [], []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                texts.append(content["text"])
-            elif kind == "error":
-                errors.append(f"{content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                return "".join(texts), errors
-        raise AssertionError(f"the cell did not finish within {timeout} s")
+        result = super().collect(msg_id, timeout=timeout)
+        return result.text, result.errors
 
     def run(self, code, timeout=60):
-        return self.collect(self.kc.execute(code), timeout)
-
-    def close(self):
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        return self.collect(self.send(code), timeout)
 
 
 @pytest.fixture
