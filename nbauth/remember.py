@@ -95,22 +95,30 @@ def _redeem(store: TokenStore, key: StoreKey, token_endpoint: str, client: Provi
         body = client.post_form(token_endpoint, {
             "grant_type": "refresh_token", "client_id": key.client_id,
             "refresh_token": entry.refresh_token}, what="remembered login")
+        # Rotation: the stored token is spent now; store its successor before any check of the
+        # rest of the answer can fail (as Credentials' own refresh does).
+        successor = body.get("refresh_token")
+        saved = _save_successor(store, key, entry, successor, warn) \
+            if isinstance(successor, str) and successor else entry.refresh_token
+        response = parse_token_response(body, now=clock())
     except InvalidGrantError:
         store.delete(key)
         warn("The provider no longer accepts the remembered login (it expired, was revoked, or "
              "was used elsewhere), so it was forgotten. Logging in in the browser.")
         return None
-    response = parse_token_response(body, now=clock())
-    refresh_token = response.refresh_token or entry.refresh_token
-    # Rotation: the stored token is spent now; store its successor before anything can fail.
-    saved: str | None = refresh_token
+    return entry, response, saved
+
+
+def _save_successor(store: TokenStore, key: StoreKey, entry: RememberedEntry, successor: str,
+                    warn: Warn) -> str | None:
+    """Store a rotated refresh token; None (and a warning) when the store cannot keep it."""
     try:
-        store.save(key, replace(entry, refresh_token=refresh_token))
+        store.save(key, replace(entry, refresh_token=successor))
     except (OSError, NbauthError) as exc:
         warn(f"The login was resumed but could not be remembered again in {store.where} "
              f"({exc}); the next one will need the browser.")
-        saved = None
-    return entry, response, saved
+        return None
+    return successor
 
 
 def _load(store: TokenStore, key: StoreKey, warn: Warn) -> RememberedEntry | None:
