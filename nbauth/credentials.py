@@ -520,9 +520,13 @@ class Credentials:
             token, endpoint = self._refresh_token, self._revocation_endpoint
             self.clear(reason="replaced")
         if token is not None and endpoint is not None and not self.remembered:
-            threading.Thread(target=revoke_refresh_token, name="nbauth-revoke-replaced",
-                             args=(ProviderClient(), endpoint, self.client_id, str(token)),
-                             daemon=True).start()
+            def revoke() -> None:
+                # The login's own client (its CA bundle, proxies); requests reconnects after
+                # the close() in clear(), and the connection is dropped again afterwards.
+                revoke_refresh_token(self._client, endpoint, self.client_id, str(token))
+                self._client.close()
+
+            threading.Thread(target=revoke, name="nbauth-revoke-replaced", daemon=True).start()
 
     def revoke_refresh_token(self, refresh_token: str) -> str:
         """Revoke a refresh token of this client at the provider (RFC 7009); say what happened."""

@@ -40,7 +40,7 @@ from .errors import (
     names_unknown_audience,
     scrub,
 )
-from .flow import _check_types, _jwks_for
+from .flow import _jwks_for, checked_client
 from .http import ProviderClient
 from .idtoken import ASYMMETRIC_ALGORITHMS, validate_id_token
 from .tokens import Clock, describe_remaining, parse_token_response
@@ -569,9 +569,7 @@ def start_device_login(
     many seconds without approval (else when the code expires). `sleep(seconds)` is
     injectable for tests; by default the waits end early when `cancel()` is called.
     """
-    _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
-    client_id = client_id.strip()
-    audience = audience.strip() or None if audience is not None else None
+    client_id, audience = checked_client(domain, client_id, audience, scope)
     issuer = issuer_from_domain(domain)
     client = client or ProviderClient()
     metadata = discover(issuer, client)

@@ -264,9 +264,12 @@ def discover(issuer: str, client: ProviderClient) -> ProviderMetadata:
 
 
 #: Paths of a provider's endpoints and pages, pasted as the domain instead of the issuer.
-_ENDPOINT_PATHS = ("/authorize", "/oauth/token", "/oauth/revoke", "/oauth/device/code",
-                   "/userinfo", "/u/login", "/login", "/activate", "/.well-known/jwks.json",
-                   "/token", "/auth", "/protocol/openid-connect/auth")
+_ENDPOINT_PATHS = sorted((
+    "/authorize", "/oauth/token", "/oauth/revoke", "/oauth/device/code", "/userinfo",
+    "/u/login", "/login", "/activate", "/.well-known/jwks.json", "/token", "/auth",
+    "/protocol/openid-connect/auth", "/protocol/openid-connect/token", "/v1/authorize",
+    "/v1/token",
+), key=len, reverse=True)  # the longest first: ".../protocol/openid-connect/auth" is not "/auth"
 
 
 def _endpoint_hint(issuer: str) -> str:

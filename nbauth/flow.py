@@ -93,15 +93,20 @@ def _jwks_for(metadata: ProviderMetadata, client: ProviderClient) -> JwksCache:
         return cache
 
 
-def _check_types(**values: object) -> None:
+def checked_client(domain: object, client_id: object, audience: object = None,
+                   scope: object = None) -> tuple[str, str | None]:
+    """Check the login arguments' types and return (client_id, audience) trimmed, as the
+    magics and the environment give them: a pasted value often carries a space or newline."""
+    values = {"domain": domain, "client_id": client_id, "audience": audience, "scope": scope}
     for name, value in values.items():
         if value is not None and not isinstance(value, str):
             raise ConfigurationError(
                 f"{name} must be a string, not {type(value).__name__}."
             )
     for name in ("domain", "client_id"):
-        if name in values and not str(values[name] or "").strip():
+        if not str(values[name] or "").strip():
             raise ConfigurationError(f"{name} is empty: pass the {name.replace('_', ' ')}.")
+    return str(client_id).strip(), (str(audience).strip() or None) if audience else None
 
 
 def _normalize_ports(port: int | str | Sequence[int] | None) -> tuple[int, ...]:
@@ -389,8 +394,10 @@ class PendingLogin:
         else:
             status = Status(Status.FAILED, str(error), error)
         self.status = status
-        self._done.set()
+        # Callbacks first: whoever waits (a notebook cell) resumes once they are done, so the
+        # variables a notebook login installs exist when the cell reports them ready.
         self._fire(status)
+        self._done.set()
 
     def _set_status(self, status: Status) -> None:
         self.status = status
@@ -433,10 +440,7 @@ def start_login(
     if route is not None and route.mode == "device":
         raise ConfigurationError("start_login cannot use the device route; call "
                                  "start_device_login instead.")
-    _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
-    # As the magics and the environment do: a pasted value often carries a space or newline.
-    client_id = client_id.strip()
-    audience = audience.strip() or None if audience is not None else None
+    client_id, audience = checked_client(domain, client_id, audience, scope)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
         0 < timeout <= MAX_TIMEOUT
     ):
@@ -517,7 +521,7 @@ def login(
             warnings.warn(refusal, NbauthWarning, stacklevel=3)
             remember = False
         else:
-            _check_types(domain=domain, client_id=client_id, audience=audience, scope=scope)
+            client_id, audience = checked_client(domain, client_id, audience, scope)
             resumed = resume_login(domain, client_id, audience=audience, scope=scope,
                                    client=client)
             if resumed is not None:

@@ -131,6 +131,8 @@ def secret_in_body(metadata: ProviderMetadata) -> bool:
     """Whether to send the secret as client_secret_post: only when the provider lists that
     method and not client_secret_basic (the default when nothing is listed, RFC 8414 §2)."""
     methods = metadata.raw.get("token_endpoint_auth_methods_supported")
+    if isinstance(methods, str):  # a lone name, as discovery reads its other lists
+        methods = [methods]
     return (isinstance(methods, list) and "client_secret_basic" not in methods
             and "client_secret_post" in methods)
 
@@ -182,8 +184,9 @@ def client_credentials(
     The secret is `client_secret`, else $AUTH0_CLIENT_SECRET, else `configured_secret`, else
     (when `prompt` and a terminal or notebook can ask) a getpass prompt.
     """
-    if not domain or not client_id:
-        raise ConfigurationError("client_credentials needs a domain and a client id.")
+    from .flow import checked_client
+
+    client_id, audience = checked_client(domain, client_id, audience, scope)
     issuer = issuer_from_domain(domain)
     key = (issuer, client_id, audience or "", scope or "")
     explicit = client_secret or os.environ.get(SECRET_ENVIRONMENT, "").strip() or configured_secret

@@ -249,10 +249,9 @@ class AuthMagics(Magics):
         args = parse_line(self.auth0_token, line)
         var = args.var or self.config_defaults.var
         login = self.logins.get(var)
-        credentials = None if login is None else login.held_credentials()
-        if credentials is None:
-            ended = None if login is None else login.credentials
-            if ended is not None and ended.end_reason == "refused":
+        credentials = None if login is None else login.holding_credentials()
+        if credentials is None or not credentials.valid:
+            if credentials is not None and credentials.end_reason == "refused":
                 print(f"The login under `{var}` has ended: the provider no longer accepts its "
                       "refresh token (it expired, was revoked — a logout in another kernel "
                       "sharing a remembered login does that — or was used twice). Run "

@@ -46,7 +46,6 @@ def in_remote_session() -> bool:
 
 def _note(message: str) -> None:
     """A warning for the person at the notebook (stderr shows in the cell's output)."""
-    message = message.removeprefix("nbauth: ")  # some warnings already say whose they are
     print(f"nbauth: {message}", file=sys.stderr, flush=True)
 
 
@@ -334,13 +333,12 @@ class NotebookLogin:
         """The earlier login this one takes over from when it succeeds, or None."""
         return self._replaces
 
-    def held_credentials(self) -> Credentials | None:
-        """The live credentials under this login's variable: its own, else those of the
-        earlier login that keeps the variables while this one failed or waits."""
-        credentials = self.credentials
-        if credentials is not None and credentials.valid:
-            return credentials
-        return self._earlier_credentials()
+    def holding_credentials(self) -> Credentials | None:
+        """The credentials under this login's variable, live or ended: its own, else those of
+        the earlier login that keeps the variables while this one failed or waits."""
+        if self.credentials is not None:
+            return self.credentials
+        return None if self._replaces is None else self._replaces.credentials
 
     def _earlier_credentials(self) -> Credentials | None:
         """The live credentials of the login this one would replace (it keeps the variables
@@ -426,8 +424,7 @@ class NotebookLogin:
     def _on_status(self, pending: PendingLogin, status: Status) -> None:
         if pending is not self.pending:
             return  # an older attempt: a newer one owns the widget now
-        earlier = self._earlier_credentials()
-        if status.phase == Status.FAILED and earlier is not None:
+        if status.phase == Status.FAILED:
             self._show_failure(status.message)
         else:
             self.widget.update(status)

@@ -117,6 +117,13 @@ class Secret(str):
     def __getnewargs__(self) -> tuple[Any, ...]:  # pickle protocol 2+
         raise TypeError("secrets are not picklable: they must not be written to disk")
 
+    # Immutable, as str: copies (of a headers dict, say) share the value instead of pickling.
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
 
 class BearerHeader(Secret):
     """An ``Authorization: Bearer …`` value that shows itself redacted (``r.request.headers``

@@ -108,7 +108,7 @@ def _decode(key: StoreKey, text: str | bytes, where: str) -> RememberedEntry | N
     token = data.get("refresh_token") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(token, str) \
             or not token:
-        warnings.warn(f"nbauth: the remembered login in {where} is corrupt and was ignored; "
+        warnings.warn(f"The remembered login in {where} is corrupt and was ignored; "
                       "log in again to replace it.", NbauthWarning, stacklevel=3)
         return None
     if not key.matches(data):

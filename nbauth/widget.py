@@ -104,11 +104,6 @@ class LoginWidget(widgets.VBox):
         of where the widget is shown)."""
         self._display = handle
 
-    @property
-    def plain_text(self) -> str:
-        """What the widget says, in one line of text (no token, code or state)."""
-        return self._text
-
     def _set_text(self, text: str, *, actionable: bool = False) -> None:
         if text == self._text:
             return
