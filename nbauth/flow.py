@@ -530,12 +530,16 @@ def login(
         domain, client_id, audience=audience, scope=scope, port=port, timeout=timeout,
         extra_params=extra_params, client=client,
     )
-    print(f"Log in at this address (waiting up to {timeout:g} s):\n{pending.start_url}",
-          file=sys.stderr, flush=True)
-    if callable(open_browser):
-        open_browser(pending.start_url)
-    elif open_browser:
-        webbrowser.open(pending.start_url, new=2)
+    try:
+        print(f"Log in at this address (waiting up to {timeout:g} s):\n{pending.start_url}",
+              file=sys.stderr, flush=True)
+        if callable(open_browser):
+            open_browser(pending.start_url)
+        elif open_browser:
+            webbrowser.open(pending.start_url, new=2)
+    except BaseException:  # Ctrl-C or an opener's error before the wait: free the port too
+        pending.cancel("The login was interrupted.")
+        raise
     credentials = pending.wait()
     shortfall = credentials.scope_shortfall()
     if shortfall:

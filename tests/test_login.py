@@ -379,22 +379,29 @@ def test_ctrl_c_in_a_script_frees_the_port_and_shows_no_threading_frames(provide
     import subprocess
     import sys
 
-    script = (
-        "import nbauth\n"
-        f"nbauth.login(domain={provider.issuer!r}, client_id={provider.client_id!r}, port=0,\n"
-        "             timeout=60, open_browser=lambda url: print(url, flush=True))\n"
+    script = (  # the port must be free while the script still runs: it binds it itself
+        "import nbauth, socket, urllib.parse\n"
+        "url = []\n"
+        "try:\n"
+        f"    nbauth.login(domain={provider.issuer!r}, client_id={provider.client_id!r},\n"
+        "                 port=0, timeout=60,\n"
+        "                 open_browser=lambda u: (url.append(u), print(u, flush=True)))\n"
+        "except KeyboardInterrupt:\n"
+        "    port = urllib.parse.urlsplit(url[0]).port\n"
+        "    socket.create_server(('127.0.0.1', port)).close()\n"
+        "    print('FREED', flush=True)\n"
+        "    raise\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().strip()
-        port = int(urlsplit(url).port)
+        assert url.startswith("http://127.0.0.1:"), url
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
         process.wait(timeout=10)
+    assert stdout.strip() == "FREED", stderr  # bound again by the script after the Ctrl-C
     assert process.returncode != 0 and stderr.rstrip().endswith("KeyboardInterrupt")
     assert "threading.py" not in stderr and "During handling" not in stderr
-    with socket.create_server(("127.0.0.1", port)):  # the port is free again
-        pass
