@@ -31,3 +31,19 @@ def settled(count, seconds: float = 2.0):
             return value
         value = again
     return value
+
+
+def revocations(info) -> int:
+    """RFC 7009 revocation requests the provider answered so far."""
+    return sum("POST /oauth/revoke ->" in line for line in log_lines(info))
+
+
+def refresh_refused(info, refresh_token) -> bool:
+    """Whether the provider refuses `refresh_token` now (one refresh grant; it spends a live
+    token, so probe once, after the revocation was seen)."""
+    import requests
+
+    answer = requests.post(info.issuer + "oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": str(refresh_token),
+        "client_id": info.client_id})
+    return answer.status_code == 400 and answer.json()["error"] == "invalid_grant"

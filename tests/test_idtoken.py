@@ -176,9 +176,8 @@ def test_a_token_naming_a_kid_is_checked_against_keys_published_without_one():
     del unnamed["kid"]
     for jwk in (unnamed, public_jwk(KEY, None)):
         assert validate(sign(claims(), kid="k1"), client=StandInClient(jwk))["sub"] == "auth0|123"
-    with pytest.raises(IdTokenError) as info:  # another key without a kid: still refused
+    with pytest.raises(IdTokenError, match="signature"):  # another unnamed key: refused
         validate(sign(claims(), key=rsa_key(), kid="k1"), client=StandInClient(unnamed))
-    assert "signature" in str(info.value) or "key" in str(info.value)
 
 
 def test_real_clock_default():

@@ -209,7 +209,9 @@ def test_the_secret_is_sent_the_way_the_provider_accepts_it(monkeypatch, methods
         creds = nbauth.client_credentials(p.issuer, "m2m-client", audience="https://api/")
         assert creds.token() == "m2m-at"
         creds.refresh()  # a renewal sends it the same way
-        for call in p.calls("/oauth/token"):
+        calls = p.calls("/oauth/token")
+        assert len(calls) == 2  # the first token and the renewal
+        for call in calls:
             assert ("client_secret" in call.form) is in_body
             assert ("Authorization" in call.headers) is not in_body
             if in_body:

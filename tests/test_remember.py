@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import requests
+from provider_log import refresh_refused
 
 import nbauth
 from nbauth import remember
@@ -282,13 +283,6 @@ def stored_token(provider):
     return None if entry is None else entry.refresh_token
 
 
-def refused(provider, refresh_token):
-    answer = requests.post(provider.issuer + "oauth/token", data={
-        "grant_type": "refresh_token", "refresh_token": refresh_token,
-        "client_id": provider.client_id}, timeout=10)
-    return answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
-
-
 def call_api(provider, creds):
     return creds.session().get(provider.api_url, timeout=10).status_code
 
@@ -310,7 +304,7 @@ def test_a_remembered_login_needs_no_browser_and_the_stored_token_follows_rotati
     # logout revokes the token at the provider and forgets the entry
     last = second._refresh_token
     second.logout()
-    assert stored_token(provider) is None and refused(provider, last)
+    assert stored_token(provider) is None and refresh_refused(provider, last)
 
 
 @pytest_provider
@@ -426,7 +420,7 @@ def test_a_refresh_the_provider_refuses_forgets_the_remembered_login(provider, b
     spent = creds._refresh_token
     creds.refresh()
     assert stored_token(provider) == creds._refresh_token != spent
-    assert refused(provider, spent)  # reuse of a rotated-out token revokes the whole login
+    assert refresh_refused(provider, spent)  # reuse of a rotated-out token revokes the whole login
     with pytest.raises(nbauth.LoginRequiredError):
         creds.refresh()
     assert stored_token(provider) is None and creds.end_reason == "refused"
@@ -474,7 +468,7 @@ def test_logout_also_forgets_a_login_remembered_by_an_earlier_kernel(ip, provide
         ip.run_line_magic("auth0_logout", "--var plain_token")
     assert "A remembered login was forgotten too" in out.stdout
     assert remembered not in out.stdout
-    assert stored_token(provider) is None and refused(provider, remembered)
+    assert stored_token(provider) is None and refresh_refused(provider, remembered)
 
 
 @pytest_provider
@@ -505,7 +499,7 @@ def test_logout_in_a_kernel_that_never_logged_in_revokes_the_remembered_login(
         ip.run_line_magic("auth0_logout", f"--audience {provider.audience}")
     assert "The remembered login was forgotten. The refresh token was revoked" in out.stdout
     assert remembered not in out.stdout
-    assert stored_token(provider) is None and refused(provider, remembered)
+    assert stored_token(provider) is None and refresh_refused(provider, remembered)
     with capture_output() as again:
         ip.run_line_magic("auth0_logout", f"--audience {provider.audience}")
     assert "none is remembered" in again.stdout
@@ -531,7 +525,7 @@ def test_logout_without_the_scope_forgets_a_login_remembered_with_another_scope(
         ip.run_line_magic("auth0_logout", f"--domain {provider.issuer} --client-id "
                           f"{provider.client_id} --audience {provider.audience}")
     assert "The remembered login was forgotten. The refresh token was revoked" in out.stdout
-    assert refused(provider, remembered) and remember.remembered_keys() == []
+    assert refresh_refused(provider, remembered) and remember.remembered_keys() == []
     assert remembered not in hint.stdout + out.stdout
 
 
