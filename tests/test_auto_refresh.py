@@ -374,14 +374,16 @@ def test_a_rotated_refresh_token_is_kept_when_the_rest_of_the_answer_is_refused(
     with ScriptedProvider(token_answers=answers(refused, good)) as p:
         creds = credentials(p, expires_in=1.0)
         creds.start_auto_refresh()
-        assert wait_for(lambda: creds.refresh_error, 5)
-        assert "token_type" in creds.refresh_error
-        time.sleep(1.0)  # no background retry of an answer that would be refused again
-        assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1"]
-        creds.refresh()
-        assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1", "rt-2"]
-        assert creds.current_token == "at-3"
-        creds.stop_auto_refresh()
+        try:
+            assert wait_for(lambda: creds.refresh_error, 5)
+            assert "token_type" in creds.refresh_error
+            time.sleep(1.0)  # no background retry of an answer that would be refused again
+            assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1"]
+            creds.refresh()
+            assert [r.form["refresh_token"] for r in refreshes(p)] == ["rt-1", "rt-2"]
+            assert creds.current_token == "at-3"
+        finally:
+            creds.stop_auto_refresh()
 
 
 def test_an_oauth_error_sent_with_http_200_is_reported_as_the_providers_error():

@@ -316,11 +316,14 @@ def test_a_failed_device_rerun_says_the_earlier_login_still_holds_the_variable(
 def test_in_a_terminal_the_outcome_is_printed_once(ip, magics, provider):
     """A terminal prints every display update as a new line: only what to do is published
     (the link, the device code); the magic prints the outcome itself."""
-    login_in_shell(ip, magics, provider)
+    def published(captured):
+        return " ".join(str(o.data.get("text/plain", "")) for o in captured.outputs)
+
+    _, login = login_in_shell(ip, magics, provider)
+    assert "open http://127.0.0.1:" in published(login)  # what to do: published
     with capture_output() as out:
         ip.run_line_magic("auth0_logout", "")
-    published = " ".join(str(o.data.get("text/plain", "")) for o in out.outputs)
-    assert out.stdout.count("Logged out.") == 1 and "Logged out" not in published
+    assert out.stdout.count("Logged out.") == 1 and "Logged out" not in published(out)
 
 
 def test_auth0_token_says_when_the_provider_ended_the_login(ip, magics, provider):

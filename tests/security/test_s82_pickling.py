@@ -79,7 +79,9 @@ def test_vars_of_the_credentials_show_no_refresh_token_or_client_secret(provider
     person.join()
     refresh_token = str(creds._refresh_token)
     assert len(refresh_token) > 20
-    shown = repr(vars(creds)) + repr(vars(creds.session()))
+    from IPython.lib.pretty import pretty  # how IPython shows a cell's last line
+
+    shown = repr(vars(creds)) + repr(vars(creds.session())) + pretty(vars(creds))
     assert refresh_token not in shown and "<secret>" in shown
     creds.refresh()  # the rotated successor is kept the same way
     assert str(creds._refresh_token) not in repr(vars(creds))
@@ -102,7 +104,10 @@ def test_the_authorization_header_of_a_sent_request_shows_redacted(provider, bro
     answer = creds.session().get(provider.api_url, timeout=10)
     assert answer.status_code == 200  # the header went out whole
     token = str(creds.token())
-    shown = repr(answer.request.headers) + repr(vars(answer.request))
+    from IPython.lib.pretty import pretty  # how IPython shows a cell's last line
+
+    shown = (repr(answer.request.headers) + repr(vars(answer.request))
+             + pretty(answer.request.headers) + pretty(dict(answer.request.headers)))
     assert token not in shown and "Bearer <access token>" in shown
     assert answer.request.headers["Authorization"] == f"Bearer {token}"  # the value itself
     creds.logout()
