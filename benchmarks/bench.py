@@ -884,8 +884,9 @@ def bench_leaks(ctx: Context) -> None:
     per_login = growth_per_login(one_cell)
     ctx.row("7k", f"ipykernel, {count} logins in one cell run: memory per login",
             [per_login], "KiB",
-            note=f"{one_cell['traced_growth_kib']:.0f} KiB in all: each login's widget, shown "
-            "in that cell's output (so kept registered, as ipywidgets must); largest: "
+            note=f"{one_cell['traced_growth_kib']:.0f} KiB in all: each login's widget, kept "
+            "registered because nothing says its output was cleared (one execution, no cell id, "
+            "as nbclient runs a notebook); largest: "
             + "; ".join(f"{t['where'].replace(str(ROOT) + '/', '')} {t['kib']:+.1f} KiB"
                         for t in one_cell["top"][:3]))
     ctx.raw["leaks"] = {"shell": in_process, "kernel, one cell re-run": rerun,
